@@ -1,0 +1,127 @@
+import { AppError, ExitCode } from '../errors.js';
+import { type FleetDeps } from '../fleet/context.js';
+import { runDemo } from '../fleet/demo.js';
+import { runDoctor } from '../fleet/doctor.js';
+import {
+  agentLogs,
+  buildAgents,
+  createAgent,
+  findContainer,
+  listAgents,
+  removeAgent,
+  startAgents,
+  stopAgents,
+  type StartResult,
+} from '../fleet/manager.js';
+import { table } from './render.js';
+
+/** What a command returns: data for --json, text for humans, and the exit code (default 0). */
+export interface CommandResult<T = unknown> {
+  data: T;
+  human: string;
+  exitCode?: number;
+}
+
+function renderStart(r: StartResult): string {
+  if (r.agents.length === 0) return "no agents in this workspace; create one: agent create --name MyAgent --capabilities data";
+  const rows = r.agents.map((a) => [a.name, a.outcome, a.port, a.outcome === 'failed' ? a.error?.message ?? '' : a.url]);
+  let out = table(['agent', 'outcome', 'port', 'url / error'], rows);
+  for (const a of r.agents.filter((x) => x.logs)) out += `\n\n${a.name}: last log lines:\n${a.logs}`;
+  out += `\n\n${r.ok} healthy, ${r.failed} failed`;
+  return out;
+}
+
+function startResult(r: StartResult): CommandResult<StartResult> {
+  return { data: r, human: renderStart(r), exitCode: r.failed === 0 ? ExitCode.OK : r.failed === r.agents.length && r.agents.length === 1 ? ExitCode.UNHEALTHY : ExitCode.PARTIAL };
+}
+
+export const commands = {
+  async create(deps: FleetDeps, o: { name: string; port?: number; capabilities?: string[]; description?: string; model?: string; agentVersion?: string }) {
+    const r = await createAgent(deps, { name: o.name, port: o.port, capabilities: o.capabilities, description: o.description, model: o.model, version: o.agentVersion });
+    return {
+      data: r,
+      human: `created ${r.agent.name} (${r.agent.slug}) on port ${r.agent.port}\n  source: ${r.path}\n  tools:  ${r.tools.join(', ')}\nnext: npm run agent -- start --name ${r.agent.name}`,
+    };
+  },
+
+  async build(deps: FleetDeps, o: { name?: string[]; force?: boolean }) {
+    const r = await buildAgents(deps, o.name?.length ? o.name : 'all', { force: o.force ?? false });
+    const rows = r.agents.map((a) => [a.name, a.image, a.built ? 'built' : 'up to date']);
+    return {
+      data: r,
+      human: `base image ${r.base.ref} (${r.base.built ? 'built' : 'up to date'}, FROM ${r.base.from || '?'})` + (rows.length ? `\n${table(['agent', 'image', 'result'], rows)}` : ''),
+    };
+  },
+
+  async start(deps: FleetDeps, o: { name: string[] }) {
+    return startResult(await startAgents(deps, o.name));
+  },
+
+  async startAll(deps: FleetDeps) {
+    return startResult(await startAgents(deps, 'all'));
+  },
+
+  async stop(deps: FleetDeps, o: { name?: string[]; timeout?: number }, all = false) {
+    const r = await stopAgents(deps, all ? 'all' : (o.name ?? []), o.timeout ?? 10);
+    return { data: r, human: r.agents.length ? table(['agent', 'containers removed'], r.agents.map((a) => [a.name, a.removed])) : 'no agents' };
+  },
+
+  async restart(deps: FleetDeps, o: { name: string[]; timeout?: number }) {
+    await stopAgents(deps, o.name, o.timeout ?? 10);
+    return startResult(await startAgents(deps, o.name));
+  },
+
+  async list(deps: FleetDeps) {
+    const r = await listAgents(deps);
+    const rows = r.agents.map((a) => [a.name, a.port, a.container, a.health, a.capabilities.join(','), a.url]);
+    let human = r.agents.length ? table(['name', 'port', 'container', 'health', 'capabilities', 'url'], rows) : 'no agents in this workspace';
+    if (r.orphans.length) human += `\n\ncontainers without a record (remove with docker rm -f): ${r.orphans.join(', ')}`;
+    return { data: r, human };
+  },
+
+  async logs(deps: FleetDeps, o: { name: string; follow?: boolean; tail?: number }) {
+    if (!o.follow) {
+      const r = await agentLogs(deps, o.name, o.tail ?? 100);
+      return { data: r, human: r.logs.trimEnd() };
+    }
+    await deps.engine.ping();
+    const { container } = await findContainer(deps, o.name);
+    const f = await deps.engine.followLogs(container.id, o.tail ?? 100, process.stdout);
+    const onSig = () => f.stop();
+    process.once('SIGINT', onSig);
+    process.once('SIGTERM', onSig);
+    await f.done;
+    process.off('SIGINT', onSig);
+    process.off('SIGTERM', onSig);
+    return { data: { name: o.name, followed: true }, human: '' };
+  },
+
+  async remove(deps: FleetDeps, o: { name: string; purge?: boolean }) {
+    const r = await removeAgent(deps, o.name, { purge: o.purge ?? false });
+    return { data: r, human: `removed ${r.name} (port ${r.port} released)${r.purged ? ', source deleted' : `; source kept in agents/${r.slug}/ (delete it, or use --purge)`}` };
+  },
+
+  async demo(deps: FleetDeps) {
+    try {
+      const r = await runDemo(deps);
+      const rows = r.calls.map((c) => [c.agent, c.url, c.tool, c.status, JSON.stringify((c.body as { result?: unknown }).result ?? c.body)]);
+      return {
+        data: r,
+        human: `${renderStart({ agents: r.start, ok: r.start.length, failed: 0 })}\n\n${table(['agent', 'url', 'tool', 'status', 'result'], rows)}\n\ntry: curl -X POST ${r.calls[0]?.url ?? 'http://localhost:8081'}/execute -H "Content-Type: application/json" -d '{"tool_name": "process_data", "parameters": {"data": [1,2,3,4,5]}}'`,
+      };
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'PARTIAL_FAILURE') {
+        const d = err.details as unknown as { start: StartResult['agents'] };
+        return { data: err.details, human: renderStart({ agents: d.start, ok: d.start.filter((a) => a.outcome !== 'failed').length, failed: d.start.filter((a) => a.outcome === 'failed').length }), exitCode: ExitCode.PARTIAL };
+      }
+      throw err;
+    }
+  },
+
+  async doctor(deps: FleetDeps) {
+    const r = await runDoctor(deps);
+    const mark = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' } as const;
+    const human = r.checks.map((c) => `${mark[c.status]}  ${c.name.padEnd(11)} ${c.detail}${c.hint && c.status !== 'ok' ? `\n      hint: ${c.hint}` : ''}`).join('\n');
+    return { data: r, human, exitCode: r.exitCode };
+  },
+} satisfies Record<string, (deps: FleetDeps, o: any, ...rest: any[]) => Promise<CommandResult>>;

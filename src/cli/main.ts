@@ -1,0 +1,193 @@
+import { resolve } from 'node:path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { loadConfig } from '../config/config.js';
+import { DockerEngine } from '../engine/docker.js';
+import { AppError, ExitCode, isAppError, messageOf } from '../errors.js';
+import type { FleetDeps } from '../fleet/context.js';
+import { setLogLevel } from '../log.js';
+import { openRegistry } from '../registry/open.js';
+import { commands, type CommandResult } from './commands.js';
+import { Progress } from './render.js';
+
+interface GlobalOpts {
+  workspace?: string;
+  json?: boolean;
+  verbose?: boolean;
+}
+
+interface Io {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  env: Record<string, string | undefined>;
+  cwd: string;
+}
+
+function parsePort(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > 65535) throw new InvalidArgumentError('must be a port number (1-65535)');
+  return n;
+}
+function parsePositive(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v)) throw new InvalidArgumentError('must be a whole number');
+  return n;
+}
+
+/**
+ * The workspace: --workspace, else NEXUS_WORKSPACE, else the folder `npm run` was called from
+ * (INIT_CWD), else the current folder.
+ */
+function workspaceOf(g: GlobalOpts, io: Io): string {
+  return resolve(g.workspace ?? io.env.NEXUS_WORKSPACE ?? io.env.INIT_CWD ?? io.cwd);
+}
+
+/**
+ * Run the CLI with `argv` (without node and script). Returns the exit code; never calls
+ * process.exit. --json prints exactly the command's data (or {"error": ...}) on stdout.
+ */
+export async function main(argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() }): Promise<number> {
+  let exitCode: number = ExitCode.OK;
+  let json = false;
+  const program = new Command('agent')
+    .description('Nexus Delta agents: run a fleet of tool-serving HTTP agents, one Docker container each.')
+    .option('--workspace <dir>', 'workspace folder (nexus.yaml, agents/, .nexus/)')
+    .option('--json', 'print machine-readable JSON on stdout')
+    .option('-v, --verbose', 'debug logs on stderr')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    .showSuggestionAfterError(true);
+
+  const run = (fn: (deps: FleetDeps, opts: any, cmd: Command) => Promise<CommandResult>, progressTotal?: (deps: FleetDeps) => Promise<number>) =>
+    async (opts: any, cmd: Command) => {
+      const g = program.opts<GlobalOpts>();
+      json = !!g.json;
+      if (g.verbose) setLogLevel('debug');
+      const config = loadConfig(workspaceOf(g, io), io.env);
+      const registry = openRegistry(config);
+      const engine = new DockerEngine({ env: io.env });
+      const deps: FleetDeps = { config, registry, engine };
+      const total = progressTotal ? await progressTotal(deps).catch(() => 0) : 0;
+      const progress = new Progress(io.stderr as never, json, total);
+      deps.onProgress = progress.onProgress;
+      try {
+        const r = await fn(deps, opts, cmd);
+        progress.stop();
+        if (json) io.stdout.write(JSON.stringify(r.data, null, 2) + '\n');
+        else if (r.human) io.stdout.write(r.human + '\n');
+        exitCode = r.exitCode ?? ExitCode.OK;
+      } finally {
+        progress.stop();
+        await registry.close();
+      }
+    };
+  const countAll = async (deps: FleetDeps) => (await deps.registry.list()).length;
+
+  program
+    .command('create')
+    .description('scaffold a new agent from agent-template/ and reserve its port')
+    .requiredOption('--name <name>', 'agent name, e.g. DataAgent (slug: data-agent)')
+    .option('--port <port>', 'host port from the range (default: the lowest free one)', parsePort)
+    .option('--capabilities <capability...>', 'capabilities, e.g. data analytics (pick the starter tools)')
+    .option('--description <text>', 'one-line description')
+    .option('--model <model>', 'model the agent uses (marketplace card)', 'none')
+    .option('--agent-version <semver>', 'agent version', '0.1.0')
+    .action(run((d, o) => commands.create(d, o)));
+  program
+    .command('build')
+    .description('build the base image (cached) and agent images (skipped when unchanged)')
+    .option('--name <name...>', 'only these agents')
+    .option('--force', 'rebuild the base image even when up to date')
+    .action(run((d, o) => commands.build(d, o)));
+  program
+    .command('start')
+    .description('build if needed and start agents, waiting for health')
+    .requiredOption('--name <name...>', 'agents to start')
+    .action(run((d, o) => commands.start(d, o), async (d) => 1));
+  program
+    .command('start-all')
+    .description('build what is missing and start every agent in parallel (idempotent)')
+    .action(run((d) => commands.startAll(d), countAll));
+  program
+    .command('stop')
+    .description('stop agents (SIGTERM, then SIGKILL after --timeout) and remove their containers')
+    .requiredOption('--name <name...>', 'agents to stop')
+    .option('--timeout <seconds>', 'grace period before SIGKILL', parsePositive, 10)
+    .action(run((d, o) => commands.stop(d, o)));
+  program
+    .command('stop-all')
+    .description('stop every agent of the workspace')
+    .option('--timeout <seconds>', 'grace period before SIGKILL', parsePositive, 10)
+    .action(run((d, o) => commands.stop(d, o, true)));
+  program
+    .command('restart')
+    .description('stop then start agents (ships source changes)')
+    .requiredOption('--name <name...>', 'agents to restart')
+    .option('--timeout <seconds>', 'grace period before SIGKILL', parsePositive, 10)
+    .action(run((d, o) => commands.restart(d, o)));
+  program
+    .command('list')
+    .alias('ls')
+    .description('agents: registry record + live container state + health')
+    .action(run((d) => commands.list(d)));
+  program
+    .command('logs')
+    .description("an agent's container logs")
+    .requiredOption('--name <name>', 'agent')
+    .option('-f, --follow', 'keep streaming until Ctrl-C')
+    .option('--tail <lines>', 'lines from the end', parsePositive, 100)
+    .action(run((d, o) => commands.logs(d, o)));
+  program
+    .command('remove')
+    .alias('rm')
+    .description('remove an agent: container, image, record (releases the port)')
+    .requiredOption('--name <name>', 'agent')
+    .option('--purge', 'also delete its source folder agents/<slug>/')
+    .action(run((d, o) => commands.remove(d, o)));
+  program
+    .command('demo')
+    .description("create and start the seed's five demo agents and call a tool on each")
+    .action(run((d) => commands.demo(d), async () => 5));
+  program
+    .command('doctor')
+    .description('check Node, the Docker engine, the base image, the port range and the registry')
+    .action(run((d) => commands.doctor(d)));
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.OK;
+      // commander has already printed its one-line message on stderr
+      return ExitCode.USAGE;
+    }
+    const e = isAppError(err) ? err : new AppError('INTERNAL', messageOf(err), { cause: err });
+    if (json) io.stdout.write(JSON.stringify({ error: e.toJSON() }, null, 2) + '\n');
+    io.stderr.write(`error: ${e.message}\n`);
+    if (e.hint) io.stderr.write(`hint: ${e.hint}\n`);
+    const logs = e.details?.logs;
+    if (typeof logs === 'string' && logs) io.stderr.write(`last log lines:\n${logs}\n`);
+    if (e.code === 'INTERNAL' && program.opts<GlobalOpts>().verbose) io.stderr.write(`${(err as Error).stack ?? ''}\n`);
+    return e.exitCode;
+  }
+}
+
+const isEntry = process.argv[1] && import.meta.url === new URL(`file://${resolve(process.argv[1])}`).href;
+if (isEntry) {
+  // Guard: if a bug ever leaves main() pending with nothing keeping Node alive, fail loudly
+  // instead of exiting 0 with half the work done.
+  let settled = false;
+  process.on('beforeExit', () => {
+    if (!settled) {
+      process.stderr.write('error: internal: the command stalled before finishing (please report this)\n');
+      process.exit(ExitCode.INTERNAL);
+    }
+  });
+  main(process.argv.slice(2)).finally(() => (settled = true)).then(
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`error: ${messageOf(err)}\n`);
+      process.exit(ExitCode.INTERNAL);
+    },
+  );
+}

@@ -1,0 +1,157 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import yaml from 'js-yaml';
+import { z } from 'zod';
+import { AppError, messageOf } from '../errors.js';
+import { parsePortRange, type PortRange } from '../ports/allocate.js';
+
+/** File name of the workspace configuration. */
+export const CONFIG_FILE = 'nexus.yaml';
+
+const portRangeSchema = z.union([
+  z.string(),
+  z.object({ from: z.number().int(), to: z.number().int() }),
+]);
+
+/** nexus.yaml, as users write it. Every field is optional; defaults below. */
+export const configFileSchema = z
+  .object({
+    registry: z.enum(['local', 'firestore']).optional(),
+    ports: z
+      .object({
+        range: portRangeSchema.optional(),
+        bindAddress: z.string().optional(),
+      })
+      .strict()
+      .optional(),
+    images: z
+      .object({
+        /** Image the base image is built FROM (Dockerfile.agent's BASE_IMAGE build arg). */
+        base: z.string().optional(),
+        /** auto: pull BASE_IMAGE, fall back to the host's Node runtime; always: never pull; never: never fall back. */
+        offline: z.enum(['auto', 'always', 'never']).optional(),
+        tag: z.string().optional(),
+      })
+      .strict()
+      .optional(),
+    resources: z
+      .object({
+        memoryMiB: z.number().int().min(32).optional(),
+        cpus: z.number().positive().max(64).optional(),
+        pids: z.number().int().min(16).optional(),
+      })
+      .strict()
+      .optional(),
+    start: z
+      .object({
+        concurrency: z.number().int().min(1).max(64).optional(),
+        healthTimeoutS: z.number().positive().max(600).optional(),
+      })
+      .strict()
+      .optional(),
+    /** Extra labels put on every container and image this workspace creates. */
+    labels: z.record(z.string(), z.string()).optional(),
+  })
+  .strict();
+export type ConfigFile = z.infer<typeof configFileSchema>;
+
+/** The resolved configuration every command receives. */
+export interface Config {
+  /** Absolute path of the workspace folder. */
+  workspace: string;
+  registry: 'local' | 'firestore';
+  ports: { range: PortRange; bindAddress: string };
+  images: { base: string; offline: 'auto' | 'always' | 'never'; tag: string };
+  /** Container limits: memory in MiB, CPUs as a fraction of cores, max processes. */
+  resources: { memoryMiB: number; cpus: number; pids: number };
+  start: { concurrency: number; healthTimeoutS: number };
+  labels: Record<string, string>;
+}
+
+export const DEFAULTS = {
+  registry: 'local',
+  portRange: '8081-8180',
+  bindAddress: '127.0.0.1',
+  baseImage: 'node:20-bookworm-slim',
+  offline: 'auto',
+  tag: 'latest',
+  memoryMiB: 128,
+  cpus: 0.5,
+  pids: 128,
+  concurrency: 8,
+  healthTimeoutS: 60,
+} as const;
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * Merge a parsed nexus.yaml with the environment (environment wins) and defaults. Pure.
+ * Environment: NEXUS_REGISTRY, NEXUS_PORT_RANGE ("8081-8180"), NEXUS_BIND_ADDRESS, NEXUS_BASE_IMAGE
+ * (or BASE_IMAGE), NEXUS_OFFLINE (auto|always|never), NEXUS_IMAGE_TAG.
+ * @throws AppError CONFIG_INVALID naming the bad field.
+ */
+export function resolveConfig(workspace: string, file: unknown, env: Env): Config {
+  const parsed = configFileSchema.safeParse(file ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const where = issue.path.join('.') || '(top level)';
+    throw new AppError('CONFIG_INVALID', `${CONFIG_FILE}: ${where}: ${issue.message}`, {
+      hint: `fix ${where} in ${join(workspace, CONFIG_FILE)}`,
+    });
+  }
+  const f = parsed.data;
+  const registry = env.NEXUS_REGISTRY ?? f.registry ?? DEFAULTS.registry;
+  if (registry !== 'local' && registry !== 'firestore') {
+    throw new AppError('CONFIG_INVALID', `NEXUS_REGISTRY must be local or firestore, got '${registry}'`, {
+      hint: 'set NEXUS_REGISTRY=local or NEXUS_REGISTRY=firestore',
+    });
+  }
+  const offline = env.NEXUS_OFFLINE ?? f.images?.offline ?? DEFAULTS.offline;
+  if (offline !== 'auto' && offline !== 'always' && offline !== 'never') {
+    throw new AppError('CONFIG_INVALID', `NEXUS_OFFLINE must be auto, always or never, got '${offline}'`, {
+      hint: 'set NEXUS_OFFLINE=auto',
+    });
+  }
+  const rawRange = env.NEXUS_PORT_RANGE ?? f.ports?.range ?? DEFAULTS.portRange;
+  const range = typeof rawRange === 'string' ? parsePortRange(rawRange) : parsePortRange(`${rawRange.from}-${rawRange.to}`);
+  return {
+    workspace,
+    registry,
+    ports: { range, bindAddress: env.NEXUS_BIND_ADDRESS ?? f.ports?.bindAddress ?? DEFAULTS.bindAddress },
+    images: {
+      base: env.NEXUS_BASE_IMAGE ?? env.BASE_IMAGE ?? f.images?.base ?? DEFAULTS.baseImage,
+      offline,
+      tag: env.NEXUS_IMAGE_TAG ?? f.images?.tag ?? DEFAULTS.tag,
+    },
+    resources: {
+      memoryMiB: f.resources?.memoryMiB ?? DEFAULTS.memoryMiB,
+      cpus: f.resources?.cpus ?? DEFAULTS.cpus,
+      pids: f.resources?.pids ?? DEFAULTS.pids,
+    },
+    start: {
+      concurrency: f.start?.concurrency ?? DEFAULTS.concurrency,
+      healthTimeoutS: f.start?.healthTimeoutS ?? DEFAULTS.healthTimeoutS,
+    },
+    labels: f.labels ?? {},
+  };
+}
+
+/**
+ * Load `<workspace>/nexus.yaml` (absent is fine) and resolve it against the environment.
+ * @throws AppError CONFIG_INVALID on unreadable YAML or bad fields.
+ */
+export function loadConfig(workspace: string, env: Env = process.env): Config {
+  const dir = resolve(workspace);
+  const path = join(dir, CONFIG_FILE);
+  let file: unknown = {};
+  if (existsSync(path)) {
+    try {
+      file = yaml.load(readFileSync(path, 'utf8')) ?? {};
+    } catch (err) {
+      throw new AppError('CONFIG_INVALID', `${path}: not valid YAML: ${messageOf(err).split('\n')[0]}`, {
+        hint: `fix the YAML syntax in ${path}`,
+      });
+    }
+  }
+  return resolveConfig(dir, file, env);
+}

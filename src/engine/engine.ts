@@ -1,0 +1,118 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * The Docker engine as this tool sees it. Only src/engine/ imports dockerode; everything here is
+ * our own types. Errors: every method throws AppError ENGINE_UNREACHABLE when the engine does not
+ * answer and ENGINE_ERROR (with the engine's message) when it refuses.
+ */
+export interface Engine {
+  /** Engine version and API version; throws ENGINE_UNREACHABLE naming the socket / DOCKER_HOST. */
+  ping(): Promise<EngineInfo>;
+  /** Where the engine is reached (socket path or DOCKER_HOST), for messages. */
+  readonly endpoint: string;
+
+  inspectImage(ref: string): Promise<ImageInfo | undefined>;
+  /** Pull an image; throws ENGINE_ERROR when the registry cannot be reached. */
+  pullImage(ref: string, onProgress?: (line: string) => void): Promise<void>;
+  /**
+   * Build an image from a folder (classic builder, like `docker build`).
+   * Returns the new image's id; throws BUILD_FAILED with the builder's error line.
+   */
+  buildImage(spec: BuildSpec, onProgress?: (line: string) => void): Promise<ImageInfo>;
+  /** `docker import` of a root filesystem tarball; returns the image. */
+  importImage(tar: Readable, ref: string, changes?: string[]): Promise<ImageInfo>;
+  /** Remove an image; absent is fine. `force` also untags it from running containers. */
+  removeImage(ref: string, force?: boolean): Promise<void>;
+  listImages(labels: Record<string, string>): Promise<ImageInfo[]>;
+
+  /** Containers (running or not) carrying all the given labels. */
+  listContainers(labels: Record<string, string>): Promise<ContainerInfo[]>;
+  inspectContainer(idOrName: string): Promise<ContainerDetails | undefined>;
+  /** Create (not start) a container; returns its id. */
+  createContainer(spec: ContainerSpec): Promise<string>;
+  startContainer(id: string): Promise<void>;
+  /** Stop with SIGTERM then SIGKILL after `timeoutS` seconds; already stopped is fine. */
+  stopContainer(id: string, timeoutS?: number): Promise<void>;
+  /** Remove (force-kills a running container); absent is fine. */
+  removeContainer(id: string): Promise<void>;
+  /** The last `tail` lines of stdout+stderr, demultiplexed. */
+  containerLogs(id: string, tail: number): Promise<string>;
+  /** Follow logs: a stream of demultiplexed text; call `stop()` to end it. */
+  followLogs(id: string, tail: number, out: NodeJS.WritableStream): Promise<{ stop: () => void; done: Promise<void> }>;
+  /** One `docker stats` sample: memory in bytes (usage minus inactive file cache, as the CLI shows). */
+  containerMemory(id: string): Promise<number>;
+}
+
+export interface EngineInfo {
+  version: string;
+  apiVersion: string;
+  os: string;
+  arch: string;
+}
+
+export interface ImageInfo {
+  id: string;
+  tags: string[];
+  labels: Record<string, string>;
+  /** Bytes. */
+  size: number;
+}
+
+export interface BuildSpec {
+  /** Folder sent as the build context. */
+  contextDir: string;
+  /** Image reference to tag, e.g. nexus-delta-agent-data-agent:latest. */
+  tag: string;
+  dockerfile?: string;
+  buildArgs?: Record<string, string>;
+  labels?: Record<string, string>;
+}
+
+export type ContainerState = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  image: string;
+  imageId: string;
+  state: ContainerState;
+  /** Docker's status text, e.g. "Up 3 minutes (healthy)". */
+  status: string;
+  labels: Record<string, string>;
+}
+
+export interface ContainerDetails extends ContainerInfo {
+  /** Host PID of the container's main process (0 when not running). */
+  pid: number;
+  restartCount: number;
+  health: 'starting' | 'healthy' | 'unhealthy' | 'none';
+  exitCode: number;
+  startedAt: string;
+}
+
+/** Everything needed to create an agent container. Sizes in MiB, CPUs as fractions of a core. */
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  env: Record<string, string>;
+  /** Port inside the container (8080). */
+  containerPort: number;
+  /** Host port binding; omitted for containers reached only through a network (replicas). */
+  hostPort?: { address: string; port: number } | undefined;
+  user: string;
+  readOnlyRootfs: boolean;
+  /** tmpfs mounts: path -> mount options. */
+  tmpfs: Record<string, string>;
+  capDrop: string[];
+  securityOpt: string[];
+  memoryMiB: number;
+  cpus: number;
+  pidsLimit: number;
+  restartPolicy: 'no' | 'always' | 'unless-stopped' | 'on-failure';
+  /** Docker HEALTHCHECK: exec-form command and timings in seconds. */
+  healthcheck: { test: string[]; intervalS: number; timeoutS: number; retries: number; startPeriodS: number };
+  /** Run an init process (docker-init) as PID 1 to reap zombies and forward signals. */
+  init: boolean;
+  network?: string | undefined;
+}

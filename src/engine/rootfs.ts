@@ -1,0 +1,91 @@
+import { execFile } from 'node:child_process';
+import { chmod, copyFile, mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import tar from 'tar-fs';
+import { AppError, messageOf } from '../errors.js';
+import { logger } from '../log.js';
+import type { Engine, ImageInfo } from './engine.js';
+
+const log = logger('engine');
+const run = promisify(execFile);
+
+/** UID/GID of the non-root user agents run as (same as the `node` user of the official images). */
+export const AGENT_UID = 1000;
+
+/**
+ * Shared libraries an ELF binary needs, from `ldd` output: absolute paths only (the vDSO has none).
+ * Pure. Lines look like `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)` or
+ * `/lib64/ld-linux-x86-64.so.2 (0x...)`.
+ * @throws Error for "not found" libraries or a statically linked binary (nothing to copy is fine).
+ */
+export function parseLdd(output: string): string[] {
+  const libs: string[] = [];
+  for (const raw of output.split('\n')) {
+    const line = raw.trim();
+    if (!line || /statically linked/.test(line)) continue;
+    if (/=>\s*not found/.test(line)) throw new Error(`missing shared library: ${line}`);
+    const arrow = /=>\s*(\/\S+)/.exec(line);
+    const direct = /^(\/\S+)\s+\(/.exec(line);
+    const path = arrow?.[1] ?? direct?.[1];
+    if (path) libs.push(path);
+  }
+  return [...new Set(libs)];
+}
+
+/**
+ * Lay out a minimal root filesystem running `nodeBinary`: /usr/local/bin/node, the libraries ldd
+ * names (at the same paths, symlinks resolved), /etc/passwd and /etc/group with a `node` user
+ * (uid 1000), and a world-writable /tmp. Returns the folder.
+ */
+export async function layoutNodeRootfs(nodeBinary: string, dir: string): Promise<string> {
+  const bin = await realpath(nodeBinary);
+  const { stdout } = await run('ldd', [bin]);
+  const libs = parseLdd(stdout);
+  await mkdir(join(dir, 'usr/local/bin'), { recursive: true });
+  await copyFile(bin, join(dir, 'usr/local/bin/node'));
+  for (const lib of libs) {
+    await mkdir(join(dir, dirname(lib)), { recursive: true });
+    await copyFile(await realpath(lib), join(dir, lib));
+  }
+  await mkdir(join(dir, 'etc'), { recursive: true });
+  await writeFile(join(dir, 'etc/passwd'), `root:x:0:0:root:/root:/sbin/nologin\nnode:x:${AGENT_UID}:${AGENT_UID}:node:/home/node:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n`);
+  await writeFile(join(dir, 'etc/group'), `root:x:0:\nnode:x:${AGENT_UID}:\nnogroup:x:65534:\n`);
+  await writeFile(join(dir, 'etc/nsswitch.conf'), 'hosts: files dns\n');
+  await mkdir(join(dir, 'tmp'), { recursive: true });
+  await chmod(join(dir, 'tmp'), 0o1777);
+  await mkdir(join(dir, 'home/node'), { recursive: true });
+  log.debug({ node: bin, libs: libs.length }, 'rootfs laid out');
+  return dir;
+}
+
+/** The host's Node version without the "v", e.g. 20.20.2 (the offline image's tag). */
+export function hostNodeVersion(): string {
+  return process.versions.node;
+}
+
+/**
+ * Build the offline Node runtime image from this host's own `node` binary (`docker import` of the
+ * rootfs above), when no registry is reachable. Reused when it already exists.
+ * @throws AppError BASE_IMAGE_FAILED when the binary or its libraries cannot be packed.
+ */
+export async function ensureHostNodeImage(engine: Engine, ref: string, nodeBinary = process.execPath): Promise<ImageInfo> {
+  const existing = await engine.inspectImage(ref);
+  if (existing) return existing;
+  const dir = await mkdtemp(join(tmpdir(), 'nexus-rootfs-'));
+  try {
+    await layoutNodeRootfs(nodeBinary, dir);
+    const stream = tar.pack(dir, { map: (h) => ({ ...h, uid: 0, gid: 0, uname: 'root', gname: 'root' }) });
+    return await engine.importImage(stream as unknown as Readable, ref, ['ENV PATH=/usr/local/bin:/usr/bin:/bin', `USER ${AGENT_UID}:${AGENT_UID}`]);
+  } catch (err) {
+    if (err instanceof AppError && err.code === 'ENGINE_UNREACHABLE') throw err;
+    throw new AppError('BASE_IMAGE_FAILED', `cannot build the offline Node image ${ref} from ${nodeBinary}: ${messageOf(err)}`, {
+      hint: 'check that ldd is installed and the node binary is dynamically linked against glibc',
+      cause: err,
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * One error type for the whole tool. Every failure a user can cause or meet carries a stable `code`,
+ * the process exit code the CLI maps it to, an HTTP status for the (later) manager API, and a
+ * one-line `hint` that says how to fix it. Codes and exit codes are documented in README.md.
+ */
+
+/** Exit codes of the CLI, by kind of failure. 0 is success; bad input is never 0. */
+export const ExitCode = {
+  OK: 0,
+  INTERNAL: 1,
+  USAGE: 2,
+  NOT_FOUND: 3,
+  CONFLICT: 4,
+  ENGINE: 5,
+  BUILD: 6,
+  UNHEALTHY: 7,
+  REGISTRY: 8,
+  PARTIAL: 9,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** The error-code registry: code -> exit code and HTTP status. */
+export const ErrorCodes = {
+  INTERNAL: { exitCode: ExitCode.INTERNAL, httpStatus: 500 },
+  USAGE: { exitCode: ExitCode.USAGE, httpStatus: 400 },
+  CONFIG_INVALID: { exitCode: ExitCode.USAGE, httpStatus: 400 },
+  NAME_INVALID: { exitCode: ExitCode.USAGE, httpStatus: 400 },
+  CAPABILITY_UNKNOWN: { exitCode: ExitCode.USAGE, httpStatus: 400 },
+  PORT_OUT_OF_RANGE: { exitCode: ExitCode.USAGE, httpStatus: 400 },
+  AGENT_NOT_FOUND: { exitCode: ExitCode.NOT_FOUND, httpStatus: 404 },
+  NAME_TAKEN: { exitCode: ExitCode.CONFLICT, httpStatus: 409 },
+  SOURCE_EXISTS: { exitCode: ExitCode.CONFLICT, httpStatus: 409 },
+  PORT_IN_USE: { exitCode: ExitCode.CONFLICT, httpStatus: 409 },
+  PORT_RANGE_EXHAUSTED: { exitCode: ExitCode.CONFLICT, httpStatus: 409 },
+  ENGINE_UNREACHABLE: { exitCode: ExitCode.ENGINE, httpStatus: 503 },
+  ENGINE_ERROR: { exitCode: ExitCode.ENGINE, httpStatus: 502 },
+  BASE_IMAGE_FAILED: { exitCode: ExitCode.BUILD, httpStatus: 500 },
+  BUILD_FAILED: { exitCode: ExitCode.BUILD, httpStatus: 500 },
+  CONTAINER_UNHEALTHY: { exitCode: ExitCode.UNHEALTHY, httpStatus: 502 },
+  REGISTRY_LOCKED: { exitCode: ExitCode.REGISTRY, httpStatus: 503 },
+  REGISTRY_CORRUPT: { exitCode: ExitCode.REGISTRY, httpStatus: 500 },
+  PARTIAL_FAILURE: { exitCode: ExitCode.PARTIAL, httpStatus: 207 },
+} as const;
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export interface AppErrorOptions {
+  /** One line telling the user how to fix it. */
+  hint?: string;
+  cause?: unknown;
+  /** Structured context (agent slug, port, ...) for --json output and logs. Never secrets. */
+  details?: Record<string, unknown>;
+}
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly exitCode: ExitCode;
+  readonly httpStatus: number;
+  readonly hint: string | undefined;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, opts: AppErrorOptions = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'AppError';
+    this.code = code;
+    this.exitCode = ErrorCodes[code].exitCode;
+    this.httpStatus = ErrorCodes[code].httpStatus;
+    this.hint = opts.hint;
+    this.details = opts.details;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; hint?: string; details?: Record<string, unknown> } {
+    return {
+      code: this.code,
+      message: this.message,
+      ...(this.hint ? { hint: this.hint } : {}),
+      ...(this.details ? { details: this.details } : {}),
+    };
+  }
+}
+
+export function isAppError(err: unknown): err is AppError {
+  return err instanceof AppError;
+}
+
+/** The message of any thrown value, for wrapping. */
+export function messageOf(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,77 @@
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import * as esbuild from 'esbuild';
+import { AppError } from '../errors.js';
+import { NODE_MODULES, RUNTIME_ENTRY } from '../paths.js';
+
+/** One bundled JavaScript file and the sha256 (hex) of its content. */
+export interface Bundle {
+  code: string;
+  hash: string;
+}
+
+const RUNTIME_PACKAGE = '@nexus-delta/runtime';
+// CommonJS dependencies bundled into ESM still call require() for Node built-ins.
+const ESM_REQUIRE_BANNER = "import { createRequire as __nexusCreateRequire } from 'node:module'; const require = __nexusCreateRequire(import.meta.url);";
+
+export function sha256(...parts: (string | Buffer)[]): string {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest('hex');
+}
+
+function formatEsbuildError(err: unknown): string {
+  const errors = (err as { errors?: esbuild.Message[] }).errors;
+  const first = errors?.[0];
+  if (!first) return (err as Error).message;
+  const loc = first.location ? `${first.location.file}:${first.location.line}:${first.location.column}: ` : '';
+  return `${loc}${first.text}`;
+}
+
+async function bundle(opts: esbuild.BuildOptions): Promise<Bundle> {
+  const out = await esbuild.build({
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    write: false,
+    logLevel: 'silent',
+    legalComments: 'none',
+    minifyWhitespace: true,
+    minifySyntax: true,
+    ...opts,
+  });
+  const code = out.outputFiles![0]!.text;
+  return { code, hash: sha256(code) };
+}
+
+/** The agent runtime (src/runtime with fastify, ajv, prom-client) as one ESM file for the base image. */
+export async function bundleRuntime(): Promise<Bundle> {
+  try {
+    return await bundle({ entryPoints: [RUNTIME_ENTRY], banner: { js: ESM_REQUIRE_BANNER } });
+  } catch (err) {
+    throw new AppError('BASE_IMAGE_FAILED', `cannot bundle the agent runtime: ${formatEsbuildError(err)}`, {
+      hint: 'reinstall the tool (npm ci)',
+    });
+  }
+}
+
+/**
+ * One agent's source (`<dir>/src/index.ts` and what it imports, its npm dependencies included)
+ * as one ESM file; the runtime package stays external (the base image provides it).
+ * @throws AppError BUILD_FAILED with the first compile error as file:line:col.
+ */
+export async function bundleAgent(dir: string): Promise<Bundle> {
+  try {
+    return await bundle({
+      entryPoints: [join(dir, 'src', 'index.ts')],
+      external: [RUNTIME_PACKAGE],
+      nodePaths: [NODE_MODULES],
+      banner: { js: ESM_REQUIRE_BANNER },
+    });
+  } catch (err) {
+    throw new AppError('BUILD_FAILED', `cannot bundle ${dir}: ${formatEsbuildError(err)}`, {
+      hint: 'fix the error in the agent source, then build again',
+    });
+  }
+}

@@ -1,0 +1,76 @@
+import { createHash } from 'node:crypto';
+import type { Config } from '../config/config.js';
+import type { ContainerInfo, ContainerSpec } from '../engine/engine.js';
+import { LABEL } from '../engine/labels.js';
+import { AGENT_UID } from '../engine/rootfs.js';
+import { containerName } from '../names.js';
+import type { AgentRecord } from '../registry/registry.js';
+import { agentUrl, workspaceLabels } from './context.js';
+
+/** Port every agent listens on inside its container. */
+export const CONTAINER_PORT = 8080;
+
+/**
+ * The hardened container spec of one agent (pure): non-root, read-only root filesystem with a
+ * small /tmp tmpfs, all capabilities dropped, no-new-privileges, memory/CPU/pids limits, restart
+ * unless-stopped, a HEALTHCHECK on /health, host port bound to the configured address.
+ * The config-hash label covers everything (image id included), so any change recreates it.
+ */
+export function agentContainerSpec(config: Config, record: AgentRecord, image: { ref: string; id: string }): ContainerSpec {
+  const spec: ContainerSpec = {
+    name: containerName(record.slug),
+    image: image.ref,
+    labels: {
+      ...config.labels,
+      ...workspaceLabels(config),
+      [LABEL.kind]: 'container',
+      [LABEL.agent]: record.slug,
+      [LABEL.replica]: '0',
+    },
+    env: {
+      PORT: String(CONTAINER_PORT),
+      LOG_LEVEL: 'info',
+      AGENT_PUBLIC_URL: agentUrl(config, record.port),
+    },
+    containerPort: CONTAINER_PORT,
+    hostPort: { address: config.ports.bindAddress, port: record.port },
+    user: `${AGENT_UID}:${AGENT_UID}`,
+    readOnlyRootfs: true,
+    tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=16m' },
+    capDrop: ['ALL'],
+    securityOpt: ['no-new-privileges:true'],
+    memoryMiB: config.resources.memoryMiB,
+    cpus: config.resources.cpus,
+    pidsLimit: config.resources.pids,
+    restartPolicy: 'unless-stopped',
+    healthcheck: { test: ['node', '/app/healthcheck.mjs'], intervalS: 10, timeoutS: 3, retries: 3, startPeriodS: 10 },
+    init: true,
+  };
+  const hash = createHash('sha256').update(JSON.stringify({ spec, imageId: image.id })).digest('hex').slice(0, 16);
+  spec.labels[LABEL.configHash] = hash;
+  return spec;
+}
+
+/** What to do with an agent's container to reach the desired spec. */
+export type ContainerPlan =
+  | { action: 'create'; remove: string[] }
+  | { action: 'recreate'; remove: string[] }
+  | { action: 'start'; id: string; remove: string[] }
+  | { action: 'keep'; id: string; remove: string[] };
+
+/**
+ * Diff desired against observed (pure, docker/compose's reconcile in small): observed are the
+ * containers labelled with this agent (primary replica). Extra containers are removed.
+ * - none -> create; config hash differs -> recreate; same hash and running -> keep;
+ *   same hash but stopped -> start.
+ */
+export function planContainer(desiredHash: string, observed: readonly ContainerInfo[]): ContainerPlan {
+  const primary = observed.filter((c) => (c.labels[LABEL.replica] ?? '0') === '0');
+  const [first, ...extra] = primary;
+  const extraIds = extra.map((c) => c.id);
+  if (!first) return { action: 'create', remove: extraIds };
+  if (first.labels[LABEL.configHash] !== desiredHash) return { action: 'recreate', remove: [first.id, ...extraIds] };
+  if (first.state === 'running' || first.state === 'restarting') return { action: 'keep', id: first.id, remove: extraIds };
+  if (first.state === 'removing' || first.state === 'dead') return { action: 'recreate', remove: [first.id, ...extraIds] };
+  return { action: 'start', id: first.id, remove: extraIds };
+}

@@ -1,0 +1,42 @@
+import type { Clock } from './context.js';
+import { request } from './http.js';
+
+/** Result of one GET /health probe. */
+export interface HealthProbe {
+  ok: boolean;
+  status?: number;
+  error?: string;
+}
+
+/** One GET `<url>/health` with a deadline in ms. Never throws. */
+export async function probeHealth(baseUrl: string, timeoutMs = 1000): Promise<HealthProbe> {
+  try {
+    const res = await request(`${baseUrl}/health`, { timeoutMs });
+    return { ok: res.status === 200, status: res.status };
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause;
+    return { ok: false, error: cause?.code ?? (err as Error).name };
+  }
+}
+
+export interface WaitOptions {
+  timeoutMs: number;
+  intervalMs?: number;
+  clock: Clock;
+}
+
+/**
+ * Poll `check` until it returns a value other than undefined, or the deadline passes.
+ * `check` may throw to stop waiting early (e.g. the container exited).
+ * Returns the value, or undefined on timeout. Time comes from the injected clock.
+ */
+export async function waitUntil<T>(check: () => Promise<T | undefined>, opts: WaitOptions): Promise<T | undefined> {
+  const deadline = opts.clock.now() + opts.timeoutMs;
+  const interval = opts.intervalMs ?? 200;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (opts.clock.now() + interval > deadline) return undefined;
+    await opts.clock.sleep(interval);
+  }
+}

@@ -1,0 +1,167 @@
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AppError, messageOf } from '../errors.js';
+import { LABEL } from '../engine/labels.js';
+import { ensureHostNodeImage, hostNodeVersion } from '../engine/rootfs.js';
+import type { ImageInfo } from '../engine/engine.js';
+import { agentImageRef, baseImageRef, HOST_NODE_IMAGE_REPO } from '../names.js';
+import { agentDir, DOCKERFILE_AGENT, RUNTIME_IMAGE_FILES } from '../paths.js';
+import type { AgentRecord } from '../registry/registry.js';
+import { readManifest } from '../scaffold/render.js';
+import { bundleAgent, bundleRuntime, sha256 } from './bundle.js';
+import { workspaceLabels, type FleetDeps } from './context.js';
+
+/** The base image in use: reference, id, what it was built FROM, and whether this call built it. */
+export interface BaseImage {
+  ref: string;
+  id: string;
+  from: string;
+  built: boolean;
+}
+
+/** An agent image: reference, id, source hash, whether this call built it, and bytes it adds over the base. */
+export interface AgentImage {
+  ref: string;
+  id: string;
+  sourceHash: string;
+  built: boolean;
+}
+
+async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'nexus-build-'));
+  try {
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Decide the FROM image of the base: the configured public image if present or pullable, else
+ * (offline: auto) the host-runtime image, with a one-line notice. offline: always skips the pull;
+ * offline: never fails instead of falling back.
+ * @throws AppError BASE_IMAGE_FAILED
+ */
+async function resolveFromImage(deps: FleetDeps): Promise<string> {
+  const { engine, config } = deps;
+  const wanted = config.images.base;
+  const hostRef = `${HOST_NODE_IMAGE_REPO}:${hostNodeVersion()}`;
+  if (config.images.offline !== 'always') {
+    if (await engine.inspectImage(wanted)) return wanted;
+    try {
+      deps.onProgress?.({ phase: 'pull', message: `pulling ${wanted}` });
+      await engine.pullImage(wanted);
+      return wanted;
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'ENGINE_UNREACHABLE') throw err;
+      if (config.images.offline === 'never') {
+        throw new AppError('BASE_IMAGE_FAILED', `cannot pull ${wanted}: ${messageOf(err)}`, {
+          hint: 'check your registry access, or set images.offline: auto (or NEXUS_OFFLINE=auto) to build from the host Node runtime',
+          cause: err,
+        });
+      }
+      deps.onProgress?.({
+        phase: 'notice',
+        message: `could not pull ${wanted}; building the base image offline from this host's Node runtime (v${hostNodeVersion()})`,
+      });
+    }
+  }
+  await ensureHostNodeImage(engine, hostRef);
+  return hostRef;
+}
+
+/**
+ * Ensure the base image `nexus-delta-agent:<tag>` exists and matches the current runtime bundle,
+ * Dockerfile.agent and configured FROM image (label runtime-hash); build it otherwise.
+ * @throws AppError BASE_IMAGE_FAILED, ENGINE_UNREACHABLE
+ */
+export async function ensureBaseImage(deps: FleetDeps, opts: { force?: boolean } = {}): Promise<BaseImage> {
+  const { engine, config } = deps;
+  const ref = baseImageRef(config.images.tag);
+  const runtime = await bundleRuntime();
+  const dockerfile = await readFile(DOCKERFILE_AGENT, 'utf8');
+  const start = await readFile(join(RUNTIME_IMAGE_FILES, 'start.mjs'), 'utf8');
+  const health = await readFile(join(RUNTIME_IMAGE_FILES, 'healthcheck.mjs'), 'utf8');
+  const hash = sha256(runtime.hash, dockerfile, start, health, config.images.base, config.images.offline);
+  const existing = await engine.inspectImage(ref);
+  if (!opts.force && existing && existing.labels[LABEL.runtimeHash] === hash) {
+    return { ref, id: existing.id, from: existing.labels['dev.nexus-delta.base-from'] ?? '', built: false };
+  }
+  const from = await resolveFromImage(deps);
+  deps.onProgress?.({ phase: 'build', message: `building base image ${ref} FROM ${from}` });
+  const img = await withTempDir(async (ctx) => {
+    const pkg = join(ctx, 'runtime/node_modules/@nexus-delta/runtime');
+    await mkdir(pkg, { recursive: true });
+    await writeFile(join(pkg, 'index.mjs'), runtime.code);
+    await writeFile(
+      join(pkg, 'package.json'),
+      JSON.stringify({ name: '@nexus-delta/runtime', type: 'module', main: 'index.mjs', exports: './index.mjs' }),
+    );
+    await writeFile(join(ctx, 'runtime/start.mjs'), start);
+    await writeFile(join(ctx, 'runtime/healthcheck.mjs'), health);
+    await copyFile(DOCKERFILE_AGENT, join(ctx, 'Dockerfile'));
+    try {
+      return await engine.buildImage({
+        contextDir: ctx,
+        tag: ref,
+        buildArgs: { BASE_IMAGE: from },
+        labels: { [LABEL.managed]: 'true', [LABEL.kind]: 'base-image', [LABEL.runtimeHash]: hash, 'dev.nexus-delta.base-from': from },
+      });
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'BUILD_FAILED') {
+        throw new AppError('BASE_IMAGE_FAILED', err.message, { hint: err.hint, cause: err });
+      }
+      throw err;
+    }
+  });
+  if (existing && existing.id !== img.id) await engine.removeImage(existing.id).catch(() => undefined);
+  return { ref, id: img.id, from, built: true };
+}
+
+/**
+ * Ensure the agent's image exists for its current source: bundle agents/<slug>/ (esbuild), hash
+ * bundle + manifest + base image id, and build `FROM base` + one COPY only when the hash differs
+ * from the existing image's source-hash label.
+ * @throws AppError BUILD_FAILED (missing source, compile error, docker build error)
+ */
+export async function ensureAgentImage(deps: FleetDeps, record: AgentRecord, base: BaseImage): Promise<AgentImage> {
+  const { engine, config } = deps;
+  const dir = agentDir(config.workspace, record.slug);
+  if (!existsSync(dir)) {
+    throw new AppError('BUILD_FAILED', `source folder ${dir} of agent '${record.name}' is missing`, {
+      hint: `restore it, or remove the agent: agent remove --name ${record.name}`,
+    });
+  }
+  const manifest = await readManifest(dir);
+  deps.onProgress?.({ agent: record.slug, phase: 'bundle' });
+  const bundle = await bundleAgent(dir);
+  const sourceHash = sha256(bundle.hash, JSON.stringify(manifest), base.id);
+  const ref = agentImageRef(record.slug, config.images.tag);
+  const existing = await engine.inspectImage(ref);
+  if (existing && existing.labels[LABEL.sourceHash] === sourceHash) {
+    return { ref, id: existing.id, sourceHash, built: false };
+  }
+  deps.onProgress?.({ agent: record.slug, phase: 'build', message: `building ${ref}` });
+  const img: ImageInfo = await withTempDir(async (ctx) => {
+    await writeFile(join(ctx, 'agent.mjs'), bundle.code);
+    await writeFile(join(ctx, 'agent.json'), JSON.stringify(manifest, null, 2));
+    await writeFile(join(ctx, 'Dockerfile'), `FROM ${base.ref}\nCOPY agent.mjs agent.json /app/agent/\n`);
+    return engine.buildImage({
+      contextDir: ctx,
+      tag: ref,
+      labels: {
+        ...config.labels,
+        ...workspaceLabels(config),
+        [LABEL.kind]: 'agent-image',
+        [LABEL.agent]: record.slug,
+        [LABEL.sourceHash]: sourceHash,
+        'org.opencontainers.image.title': record.name,
+        'org.opencontainers.image.version': manifest.version,
+      },
+    });
+  });
+  if (existing && existing.id !== img.id) await engine.removeImage(existing.id).catch(() => undefined);
+  return { ref, id: img.id, sourceHash, built: true };
+}

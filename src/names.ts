@@ -1,0 +1,62 @@
+import { AppError } from './errors.js';
+
+/**
+ * Naming rules for agents and the Docker objects made for them (DESIGN.md "Vocabulary").
+ * Slugs are DNS labels (RFC 1123): lowercase letters, digits and '-', starting with a letter.
+ * The slug is kept to 40 characters so `nexus-agent-<slug>-<n>` stays within the 63 characters
+ * of a DNS label (container names double as hostnames on Docker networks).
+ */
+export const MAX_SLUG_LENGTH = 40;
+const NAME_RE = /^[A-Za-z][A-Za-z0-9 _.-]*$/;
+const SLUG_RE = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
+
+/** `DataAgent` -> `data-agent`, `HTTPServer` -> `http-server`, `My agent_2` -> `my-agent-2`. Pure. */
+export function slugify(name: string): string {
+  return name
+    .replace(/([a-z0-9])([A-Z])/g, '$1-$2')
+    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1-$2')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '');
+}
+
+/**
+ * Validate an agent's display name and return its slug.
+ * @throws AppError NAME_INVALID with the rule that failed.
+ */
+export function validateAgentName(name: string): string {
+  const hint = 'use letters, digits, space, "_", "-" or ".", starting with a letter (e.g. DataAgent)';
+  if (!name || !NAME_RE.test(name)) {
+    throw new AppError('NAME_INVALID', `invalid agent name '${name}'`, { hint });
+  }
+  const slug = slugify(name);
+  if (!SLUG_RE.test(slug)) throw new AppError('NAME_INVALID', `invalid agent name '${name}'`, { hint });
+  if (slug.length > MAX_SLUG_LENGTH) {
+    throw new AppError('NAME_INVALID', `agent name '${name}' is too long (slug '${slug}' has ${slug.length} characters, max ${MAX_SLUG_LENGTH})`, {
+      hint: 'choose a shorter name',
+    });
+  }
+  return slug;
+}
+
+export function isSlug(s: string): boolean {
+  return SLUG_RE.test(s) && s.length <= MAX_SLUG_LENGTH;
+}
+
+/** Container name of an agent (replica > 0 gives `nexus-agent-<slug>-<n>`). */
+export function containerName(slug: string, replica = 0): string {
+  return replica > 0 ? `nexus-agent-${slug}-${replica}` : `nexus-agent-${slug}`;
+}
+
+/** Repository of the base image (tag from config). */
+export const BASE_IMAGE_REPO = 'nexus-delta-agent';
+/** Repository of the offline Node runtime image made from the host's node binary. */
+export const HOST_NODE_IMAGE_REPO = 'nexus-delta-node';
+
+export function agentImageRef(slug: string, tag: string): string {
+  return `nexus-delta-agent-${slug}:${tag}`;
+}
+
+export function baseImageRef(tag: string): string {
+  return `${BASE_IMAGE_REPO}:${tag}`;
+}

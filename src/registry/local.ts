@@ -1,0 +1,147 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import lockfile from 'proper-lockfile';
+import writeFileAtomic from 'write-file-atomic';
+import { z } from 'zod';
+import { AppError, messageOf } from '../errors.js';
+import { logger } from '../log.js';
+import { choosePort } from '../ports/allocate.js';
+import type { AgentPatch, AgentRecord, NewAgent, PortRequest, Registry } from './registry.js';
+
+const log = logger('registry');
+
+/** On-disk shape of .nexus/registry.json (version 1). */
+const fileSchema = z.object({
+  version: z.literal(1),
+  agents: z.record(z.string(), z.custom<AgentRecord>((v) => typeof v === 'object' && v !== null)),
+});
+type RegistryFile = z.infer<typeof fileSchema>;
+
+const EMPTY: RegistryFile = { version: 1, agents: {} };
+
+/**
+ * The embedded registry: one JSON file, `<workspace>/.nexus/registry.json`.
+ * Every change runs read-modify-write under an exclusive lock (proper-lockfile, a lock directory
+ * beside the file, stale after 10 s) and lands with an atomic rename (write-file-atomic), so
+ * concurrent CLI processes never lose an update and a crash never leaves a torn file.
+ * The port map is derived from the records, so a port and its record are written in one step.
+ */
+export class LocalRegistry implements Registry {
+  readonly kind = 'local' as const;
+  readonly path: string;
+  private readonly dir: string;
+
+  constructor(workspace: string) {
+    this.dir = join(workspace, '.nexus');
+    this.path = join(this.dir, 'registry.json');
+  }
+
+  private async read(): Promise<RegistryFile> {
+    let text: string;
+    try {
+      text = await readFile(this.path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return structuredClone(EMPTY);
+      throw err;
+    }
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch (err) {
+      throw new AppError('REGISTRY_CORRUPT', `${this.path} is not valid JSON: ${messageOf(err)}`, {
+        hint: `restore it from a backup or 'agent registry export' output; it was not changed`,
+      });
+    }
+    const parsed = fileSchema.safeParse(data);
+    if (!parsed.success) {
+      throw new AppError('REGISTRY_CORRUPT', `${this.path} has an unknown layout`, {
+        hint: 'it was written by another version of this tool; it was not changed',
+      });
+    }
+    return parsed.data;
+  }
+
+  private async write(data: RegistryFile): Promise<void> {
+    await writeFileAtomic(this.path, JSON.stringify(data, null, 2) + '\n', { mode: 0o600 });
+  }
+
+  /** Run `fn` with the registry locked; `fn` returns the new file content (or undefined for no write). */
+  private async withLock<T>(fn: (data: RegistryFile) => Promise<{ data?: RegistryFile; result: T }>): Promise<T> {
+    await mkdir(this.dir, { recursive: true });
+    let release: () => Promise<void>;
+    try {
+      release = await lockfile.lock(this.dir, {
+        lockfilePath: join(this.dir, 'registry.lock'),
+        stale: 10_000,
+        retries: { retries: 100, factor: 1.3, minTimeout: 10, maxTimeout: 250, randomize: true },
+      });
+    } catch (err) {
+      throw new AppError('REGISTRY_LOCKED', `registry ${this.path} is locked by another process`, {
+        hint: 'wait for the other agent command to finish, then retry',
+        cause: err,
+      });
+    }
+    try {
+      const data = await this.read();
+      const { data: next, result } = await fn(data);
+      if (next) await this.write(next);
+      return result;
+    } finally {
+      await release();
+    }
+  }
+
+  async create(agent: NewAgent, portReq: PortRequest): Promise<AgentRecord> {
+    return this.withLock(async (data) => {
+      const existing = data.agents[agent.slug];
+      if (existing) {
+        throw new AppError('NAME_TAKEN', `an agent named '${existing.name}' (slug ${agent.slug}) already exists`, {
+          hint: `choose another --name, or remove it first: agent remove --name ${existing.name}`,
+          details: { agent: agent.slug },
+        });
+      }
+      const reserved = new Map(Object.values(data.agents).map((a) => [a.port, a.slug] as const));
+      const port = await choosePort({ ...portReq, reserved });
+      const now = new Date().toISOString();
+      const record: AgentRecord = { ...agent, port, desired: 'stopped', status: 'created', createdAt: now, updatedAt: now };
+      data.agents[agent.slug] = record;
+      log.debug({ agent: agent.slug, port }, 'created record');
+      return { data, result: record };
+    });
+  }
+
+  async get(slug: string): Promise<AgentRecord | undefined> {
+    return (await this.read()).agents[slug];
+  }
+
+  async list(): Promise<AgentRecord[]> {
+    return Object.values((await this.read()).agents).sort((a, b) => a.port - b.port);
+  }
+
+  async update(slug: string, patch: AgentPatch): Promise<AgentRecord> {
+    return this.withLock(async (data) => {
+      const current = data.agents[slug];
+      if (!current) throw notFound(slug);
+      const next: AgentRecord = { ...current, ...patch, updatedAt: new Date().toISOString() };
+      data.agents[slug] = next;
+      return { data, result: next };
+    });
+  }
+
+  async remove(slug: string): Promise<boolean> {
+    return this.withLock(async (data) => {
+      if (!data.agents[slug]) return { result: false };
+      delete data.agents[slug];
+      return { data, result: true };
+    });
+  }
+
+  async close(): Promise<void> {}
+}
+
+export function notFound(slugOrName: string): AppError {
+  return new AppError('AGENT_NOT_FOUND', `no agent named '${slugOrName}' in this workspace`, {
+    hint: "see 'agent list' for the agents here, or pass --workspace",
+    details: { agent: slugOrName },
+  });
+}

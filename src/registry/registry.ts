@@ -1,0 +1,71 @@
+import type { HostPortProbe, PortRange } from '../ports/allocate.js';
+
+/** Lifecycle status of an agent as last recorded. */
+export type AgentStatus = 'created' | 'built' | 'running' | 'stopped' | 'unhealthy' | 'failed';
+
+/** A tool as recorded in the registry (from the agent's GET /tools). */
+export interface ToolSummary {
+  name: string;
+  description: string;
+  /** JSON Schema of the tool's parameters. */
+  parameters: Record<string, unknown>;
+}
+
+/** The record of one agent: desired state and metadata. Never holds secrets. */
+export interface AgentRecord {
+  name: string;
+  slug: string;
+  description: string;
+  capabilities: string[];
+  category: string;
+  model: string;
+  version: string;
+  /** Host port (TCP) reserved for this agent. */
+  port: number;
+  /** What should run: `start` sets running, `stop` sets stopped. */
+  desired: 'running' | 'stopped';
+  status: AgentStatus;
+  /** Agent image last built: reference, image id, and the source hash it was built from. */
+  image?: { ref: string; id: string; sourceHash: string; builtAt: string } | undefined;
+  tools?: ToolSummary[] | undefined;
+  /** Last error message (status failed/unhealthy). */
+  lastError?: string | undefined;
+  /** ISO-8601 timestamps. */
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Fields a caller supplies to create an agent. */
+export type NewAgent = Pick<AgentRecord, 'name' | 'slug' | 'description' | 'capabilities' | 'category' | 'model' | 'version'>;
+
+/** Fields `update` may change. name, slug, port and createdAt are fixed for a record's life. */
+export type AgentPatch = Partial<Omit<AgentRecord, 'name' | 'slug' | 'port' | 'createdAt' | 'updatedAt'>>;
+
+/** How `create` picks the port: exactly `requested`, or the lowest free port of `range`. */
+export interface PortRequest {
+  range: PortRange;
+  requested?: number | undefined;
+  isHostPortFree: HostPortProbe;
+}
+
+/**
+ * Where agent records live. Implementations: `local` (embedded files under .nexus/) and, later,
+ * `firestore`. The contract (test/integration/registry-contract) is the same for both:
+ * - `create` writes the record and reserves its port in one atomic step; on any error nothing is
+ *   written (AppError NAME_TAKEN, PORT_IN_USE, PORT_OUT_OF_RANGE, PORT_RANGE_EXHAUSTED).
+ * - concurrent `create`s from several processes never get the same port or lose a record.
+ * - `remove` deletes the record and releases its port in one step.
+ * - `update` of a missing agent throws AGENT_NOT_FOUND.
+ */
+export interface Registry {
+  readonly kind: 'local' | 'firestore';
+  create(agent: NewAgent, port: PortRequest): Promise<AgentRecord>;
+  /** The record, or undefined. */
+  get(slug: string): Promise<AgentRecord | undefined>;
+  /** All records, sorted by port. */
+  list(): Promise<AgentRecord[]>;
+  update(slug: string, patch: AgentPatch): Promise<AgentRecord>;
+  /** Returns true when a record was removed. */
+  remove(slug: string): Promise<boolean>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,35 @@
+import { pathToFileURL } from 'node:url';
+import type { AgentDefinition } from './define.js';
+import { buildServer } from './server.js';
+
+/**
+ * Load an agent module (its default export is an AgentDefinition), serve it on PORT (default 8080)
+ * on all interfaces, and stop cleanly on SIGTERM/SIGINT: stop accepting, let in-flight requests
+ * finish, then exit 0. Environment: PORT, LOG_LEVEL (default info), AGENT_PUBLIC_URL,
+ * BODY_LIMIT_BYTES (default 1 MiB).
+ */
+export async function runAgent(modulePath: string): Promise<void> {
+  const mod = (await import(pathToFileURL(modulePath).href)) as { default?: AgentDefinition };
+  const agent = mod.default;
+  if (!agent?.tools) throw new Error(`${modulePath} does not export an agent (export default defineAgent({...}))`);
+  const app = await buildServer(agent, {
+    logger: { level: process.env.LOG_LEVEL ?? 'info' },
+    publicUrl: process.env.AGENT_PUBLIC_URL || undefined,
+    ...(process.env.BODY_LIMIT_BYTES ? { bodyLimitBytes: Number(process.env.BODY_LIMIT_BYTES) } : {}),
+  });
+  const port = Number(process.env.PORT ?? 8080);
+  await app.listen({ port, host: '0.0.0.0' });
+  app.log.info({ agent: agent.name, version: agent.version, tools: agent.tools.map((t) => t.name) }, 'agent ready');
+  let closing = false;
+  const stop = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'shutting down');
+    app.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
