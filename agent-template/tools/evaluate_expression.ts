@@ -47,9 +47,10 @@ function evaluate(node: jsep.Expression, vars: Record<string, number>): number {
     }
     case 'CallExpression': {
       const c = node as jsep.CallExpression;
-      const callee = c.callee.type === 'Identifier' ? (c.callee as jsep.Identifier).name : '';
+      if (c.callee.type !== 'Identifier') throw new ToolInputError('member access is not allowed; call a function by its name');
+      const callee = (c.callee as jsep.Identifier).name;
       const fn = Object.hasOwn(FUNCTIONS, callee) ? FUNCTIONS[callee] : undefined;
-      if (!fn) throw new ToolInputError(`unknown function '${callee || '?'}'; known: ${Object.keys(FUNCTIONS).join(', ')}`);
+      if (!fn) throw new ToolInputError(`unknown function '${callee}'; known: ${Object.keys(FUNCTIONS).join(', ')}`);
       return fn(...c.arguments.map((a) => evaluate(a, vars)));
     }
     default:

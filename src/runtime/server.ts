@@ -1,4 +1,4 @@
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
 import { Ajv, type ValidateFunction, type ErrorObject } from 'ajv';
 import { Counter, Histogram, Registry as MetricsRegistry, collectDefaultMetrics, Gauge } from 'prom-client';
 import { buildA2aCard } from './card.js';
@@ -94,8 +94,11 @@ export async function buildServer(agent: AgentDefinition, opts: ServerOptions = 
     logger: opts.logger ?? false,
     bodyLimit: opts.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
     return503OnClosing: true,
-    disableRequestLogging: true,
+    // request logs, minus the probes Docker and Prometheus make every few seconds
+    logController: new LogController({ disableRequestLogging: (req) => req.url === '/health' || req.url === '/metrics' }),
   });
+  // JSON only: anything else is 415, not a string body that fails later with a vague 400
+  app.removeContentTypeParser('text/plain');
   const shutdown = new AbortController();
   app.addHook('onClose', async () => shutdown.abort());
 
