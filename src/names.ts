@@ -43,9 +43,21 @@ export function isSlug(s: string): boolean {
   return SLUG_RE.test(s) && s.length <= MAX_SLUG_LENGTH;
 }
 
-/** Container name of an agent (replica > 0 gives `nexus-agent-<slug>-<n>`). */
-export function containerName(slug: string, replica = 0): string {
-  return replica > 0 ? `nexus-agent-${slug}-${replica}` : `nexus-agent-${slug}`;
+/**
+ * Optional project name (nexus.yaml `project`), like Compose's project name: it namespaces
+ * container and image names so two workspaces on one engine can hold agents with the same slug.
+ * Up to 12 characters of [a-z0-9-], so names stay within a DNS label.
+ */
+export const PROJECT_RE = /^[a-z][a-z0-9-]{0,11}$/;
+
+function scoped(slug: string, project?: string): string {
+  return project ? `${project}-${slug}` : slug;
+}
+
+/** Container name of an agent: `nexus-agent-<slug>`; replica n > 0: `nexus-agent-<slug>-<n>`. */
+export function containerName(slug: string, replica = 0, project?: string): string {
+  const base = `nexus-agent-${scoped(slug, project)}`;
+  return replica > 0 ? `${base}-${replica}` : base;
 }
 
 /** Repository of the base image (tag from config). */
@@ -53,8 +65,8 @@ export const BASE_IMAGE_REPO = 'nexus-delta-agent';
 /** Repository of the offline Node runtime image made from the host's node binary. */
 export const HOST_NODE_IMAGE_REPO = 'nexus-delta-node';
 
-export function agentImageRef(slug: string, tag: string): string {
-  return `nexus-delta-agent-${slug}:${tag}`;
+export function agentImageRef(slug: string, tag: string, project?: string): string {
+  return `nexus-delta-agent-${scoped(slug, project)}:${tag}`;
 }
 
 export function baseImageRef(tag: string): string {

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import yaml from 'js-yaml';
 import { z } from 'zod';
 import { AppError, messageOf } from '../errors.js';
+import { PROJECT_RE } from '../names.js';
 import { parsePortRange, type PortRange } from '../ports/allocate.js';
 
 /** File name of the workspace configuration. */
@@ -16,6 +17,8 @@ const portRangeSchema = z.union([
 /** nexus.yaml, as users write it. Every field is optional; defaults below. */
 export const configFileSchema = z
   .object({
+    /** Namespaces container and image names (like a Compose project name). */
+    project: z.string().regex(PROJECT_RE, 'must be 1-12 characters of a-z, 0-9 and -, starting with a letter').optional(),
     registry: z.enum(['local', 'firestore']).optional(),
     ports: z
       .object({
@@ -59,6 +62,8 @@ export type ConfigFile = z.infer<typeof configFileSchema>;
 export interface Config {
   /** Absolute path of the workspace folder. */
   workspace: string;
+  /** Optional project name prefixed to container and image names. */
+  project: string | undefined;
   registry: 'local' | 'firestore';
   ports: { range: PortRange; bindAddress: string };
   images: { base: string; offline: 'auto' | 'always' | 'never'; tag: string };
@@ -86,7 +91,7 @@ type Env = Record<string, string | undefined>;
 
 /**
  * Merge a parsed nexus.yaml with the environment (environment wins) and defaults. Pure.
- * Environment: NEXUS_REGISTRY, NEXUS_PORT_RANGE ("8081-8180"), NEXUS_BIND_ADDRESS, NEXUS_BASE_IMAGE
+ * Environment: NEXUS_PROJECT, NEXUS_REGISTRY, NEXUS_PORT_RANGE ("8081-8180"), NEXUS_BIND_ADDRESS, NEXUS_BASE_IMAGE
  * (or BASE_IMAGE), NEXUS_OFFLINE (auto|always|never), NEXUS_IMAGE_TAG.
  * @throws AppError CONFIG_INVALID naming the bad field.
  */
@@ -114,8 +119,15 @@ export function resolveConfig(workspace: string, file: unknown, env: Env): Confi
   }
   const rawRange = env.NEXUS_PORT_RANGE ?? f.ports?.range ?? DEFAULTS.portRange;
   const range = typeof rawRange === 'string' ? parsePortRange(rawRange) : parsePortRange(`${rawRange.from}-${rawRange.to}`);
+  const project = env.NEXUS_PROJECT ?? f.project;
+  if (project !== undefined && !PROJECT_RE.test(project)) {
+    throw new AppError('CONFIG_INVALID', `project '${project}' must be 1-12 characters of a-z, 0-9 and -, starting with a letter`, {
+      hint: 'fix project in nexus.yaml or NEXUS_PROJECT',
+    });
+  }
   return {
     workspace,
+    project,
     registry,
     ports: { range, bindAddress: env.NEXUS_BIND_ADDRESS ?? f.ports?.bindAddress ?? DEFAULTS.bindAddress },
     images: {

@@ -226,6 +226,21 @@ export class DockerEngine implements Engine {
   }
 
   async createContainer(spec: ContainerSpec): Promise<string> {
+    try {
+      return await this.createContainerRaw(spec);
+    } catch (err) {
+      const sc = ((err as AppError).cause as { statusCode?: number } | undefined)?.statusCode;
+      if (sc === 409) {
+        throw new AppError('NAME_TAKEN', `container name ${spec.name} is already used by a container outside this workspace`, {
+          hint: `remove it (docker rm -f ${spec.name}) or set a project name in nexus.yaml (project: myproj) to namespace this workspace`,
+          cause: err,
+        });
+      }
+      throw err;
+    }
+  }
+
+  private async createContainerRaw(spec: ContainerSpec): Promise<string> {
     return this.call(`create container ${spec.name}`, async () => {
       const port = `${spec.containerPort}/tcp`;
       const hc = spec.healthcheck;

@@ -18,7 +18,7 @@ export const CONTAINER_PORT = 8080;
  */
 export function agentContainerSpec(config: Config, record: AgentRecord, image: { ref: string; id: string }): ContainerSpec {
   const spec: ContainerSpec = {
-    name: containerName(record.slug),
+    name: containerName(record.slug, 0, config.project),
     image: image.ref,
     labels: {
       ...config.labels,

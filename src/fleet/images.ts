@@ -138,7 +138,7 @@ export async function ensureAgentImage(deps: FleetDeps, record: AgentRecord, bas
   deps.onProgress?.({ agent: record.slug, phase: 'bundle' });
   const bundle = await bundleAgent(dir);
   const sourceHash = sha256(bundle.hash, JSON.stringify(manifest), base.id);
-  const ref = agentImageRef(record.slug, config.images.tag);
+  const ref = agentImageRef(record.slug, config.images.tag, config.project);
   const existing = await engine.inspectImage(ref);
   if (existing && existing.labels[LABEL.sourceHash] === sourceHash) {
     return { ref, id: existing.id, sourceHash, built: false };

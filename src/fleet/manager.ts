@@ -405,7 +405,7 @@ export async function removeAgent(deps: FleetDeps, name: string, opts: { purge?:
   const [record] = await resolveTargets(deps, [name]);
   const rec = record!;
   for (const c of await agentContainers(deps, rec.slug)) await deps.engine.removeContainer(c.id);
-  await deps.engine.removeImage(agentImageRef(rec.slug, deps.config.images.tag)).catch(() => undefined);
+  await deps.engine.removeImage(agentImageRef(rec.slug, deps.config.images.tag, deps.config.project)).catch(() => undefined);
   await deps.registry.remove(rec.slug);
   const dir = agentDir(deps.config.workspace, rec.slug);
   if (opts.purge) await rm(dir, { recursive: true, force: true });

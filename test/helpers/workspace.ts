@@ -36,6 +36,7 @@ export async function makeWorkspace(range: string, extra: Record<string, unknown
       ports: { range },
       images: { tag: testImageTag() },
       labels: { [TEST_LABEL]: testRunId() },
+      project: `t${testRunId()}`,
       start: { healthTimeoutS: 30 },
       ...extra,
     }),

@@ -1,0 +1,33 @@
+import { mkdtemp, readFile, writeFile, mkdir, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { LocalRegistry } from '../../src/registry/local.js';
+import { registryContract } from '../helpers/registry-contract.js';
+
+registryContract(
+  'local',
+  async () => new LocalRegistry(await mkdtemp(join(tmpdir(), 'nexus-reg-'))),
+  async (first) => new LocalRegistry(join((first as LocalRegistry).path, '..', '..')),
+);
+
+describe('LocalRegistry on disk', () => {
+  it('keeps a corrupt file untouched and says so', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nexus-reg-'));
+    await mkdir(join(dir, '.nexus'));
+    await writeFile(join(dir, '.nexus/registry.json'), '{"version": 1, "agents": {');
+    const r = new LocalRegistry(dir);
+    await expect(r.list()).rejects.toMatchObject({ code: 'REGISTRY_CORRUPT' });
+    await expect(r.create({ name: 'A', slug: 'a', description: '', capabilities: [], category: '', model: '', version: '' }, { range: { from: 1, to: 2 }, isHostPortFree: async () => true })).rejects.toMatchObject({ code: 'REGISTRY_CORRUPT' });
+    expect(await readFile(join(dir, '.nexus/registry.json'), 'utf8')).toBe('{"version": 1, "agents": {');
+  });
+
+  it('writes atomically (no temp files left) with owner-only permissions', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nexus-reg-'));
+    const r = new LocalRegistry(dir);
+    await r.create({ name: 'A', slug: 'a', description: '', capabilities: [], category: '', model: '', version: '' }, { range: { from: 9600, to: 9601 }, isHostPortFree: async () => true });
+    expect((await readdir(join(dir, '.nexus'))).sort()).toEqual(['registry.json']);
+    const { stat } = await import('node:fs/promises');
+    expect((await stat(join(dir, '.nexus/registry.json'))).mode & 0o777).toBe(0o600);
+  });
+});
