@@ -14,6 +14,19 @@ export function engineEndpoint(env: Record<string, string | undefined> = process
   return env.DOCKER_HOST || 'unix:///var/run/docker.sock';
 }
 
+/**
+ * dockerode options for an environment, following the docker CLI: DOCKER_HOST unix:///path or
+ * tcp://host:port (https when DOCKER_TLS_VERIFY is set, certificates from DOCKER_CERT_PATH, as
+ * docker-modem reads them). Without DOCKER_HOST: the default socket.
+ */
+export function dockerOptions(env: Record<string, string | undefined>): Docker.DockerOptions {
+  const host = env.DOCKER_HOST;
+  if (!host) return { socketPath: '/var/run/docker.sock' };
+  if (host.startsWith('unix://')) return { socketPath: host.slice('unix://'.length) };
+  const u = new URL(host.replace(/^tcp:/, env.DOCKER_TLS_VERIFY ? 'https:' : 'http:'));
+  return { host: u.hostname, port: Number(u.port || (env.DOCKER_TLS_VERIFY ? 2376 : 2375)), protocol: u.protocol === 'https:' ? 'https' : 'http' };
+}
+
 function labelFilters(labels: Record<string, string>): string[] {
   return Object.entries(labels).map(([k, v]) => `${k}=${v}`);
 }
@@ -43,8 +56,10 @@ export class DockerEngine implements Engine {
   private readonly docker: Docker;
 
   constructor(opts: { docker?: Docker; env?: Record<string, string | undefined> } = {}) {
-    this.endpoint = engineEndpoint(opts.env);
-    this.docker = opts.docker ?? new Docker();
+    const env = opts.env ?? process.env;
+    this.endpoint = engineEndpoint(env);
+    // TLS over tcp: let docker-modem read DOCKER_CERT_PATH itself from the process environment
+    this.docker = opts.docker ?? (env.DOCKER_HOST?.startsWith('tcp:') && env.DOCKER_TLS_VERIFY ? new Docker() : new Docker(dockerOptions(env)));
   }
 
   /** Map a dockerode/socket error to AppError. */

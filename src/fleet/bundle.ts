@@ -65,6 +65,8 @@ export async function bundleAgent(dir: string): Promise<Bundle> {
   try {
     return await bundle({
       entryPoints: [join(dir, 'src', 'index.ts')],
+      // error locations read agents/<slug>/src/... from the workspace
+      absWorkingDir: join(dir, '..', '..'),
       external: [RUNTIME_PACKAGE],
       nodePaths: [NODE_MODULES],
       banner: { js: ESM_REQUIRE_BANNER },

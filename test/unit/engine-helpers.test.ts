@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { demuxLogBuffer, engineEndpoint, splitRef } from '../../src/engine/docker.js';
+import { demuxLogBuffer, dockerOptions, engineEndpoint, splitRef } from '../../src/engine/docker.js';
 import { parseLdd } from '../../src/engine/rootfs.js';
 
 describe('parseLdd', () => {
@@ -29,6 +29,11 @@ describe('engine addressing', () => {
   it('follows DOCKER_HOST like the docker CLI', () => {
     expect(engineEndpoint({})).toBe('unix:///var/run/docker.sock');
     expect(engineEndpoint({ DOCKER_HOST: 'tcp://10.0.0.2:2375' })).toBe('tcp://10.0.0.2:2375');
+  });
+  it('connects where DOCKER_HOST says', () => {
+    expect(dockerOptions({})).toEqual({ socketPath: '/var/run/docker.sock' });
+    expect(dockerOptions({ DOCKER_HOST: 'unix:///run/user/1000/docker.sock' })).toEqual({ socketPath: '/run/user/1000/docker.sock' });
+    expect(dockerOptions({ DOCKER_HOST: 'tcp://127.0.0.1:2375' })).toEqual({ host: '127.0.0.1', port: 2375, protocol: 'http' });
   });
   it('splits image references', () => {
     expect(splitRef('nexus-delta-agent:latest')).toEqual(['nexus-delta-agent', 'latest']);
