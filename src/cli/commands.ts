@@ -44,7 +44,8 @@ export const commands = {
     };
   },
 
-  async build(deps: FleetDeps, o: { name?: string[]; force?: boolean }) {
+  async build(deps: FleetDeps, o: { name?: string[]; force?: boolean; offline?: boolean }) {
+    if (o.offline) deps = { ...deps, config: { ...deps.config, images: { ...deps.config.images, offline: 'always' } } };
     const r = await buildAgents(deps, o.name?.length ? o.name : 'all', { force: o.force ?? false });
     const rows = r.agents.map((a) => [a.name, a.image, a.built ? 'built' : 'up to date']);
     return {

@@ -97,6 +97,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .description('build the base image (cached) and agent images (skipped when unchanged)')
     .option('--name <name...>', 'only these agents')
     .option('--force', 'rebuild the base image even when up to date')
+    .option('--offline', "build the base image from this host's Node runtime (no registry needed)")
     .action(run((d, o) => commands.build(d, o)));
   program
     .command('start')

@@ -1,0 +1,223 @@
+/**
+ * npm run bench [-- --agents 20 --rounds 3]
+ *
+ * Measures, in one run on this machine, for N agents on the same (already built) images:
+ *  1. `agent start-all` from no containers to all healthy (the real CLI, as a user runs it);
+ *  2. `docker-compose up -d` of an equivalent compose file (same images, limits, hardening,
+ *     port bindings, healthcheck), waiting for the same health (GET /health = 200 on every port);
+ *  3. a sequential `docker run -d` loop, waiting for the same health;
+ *  4. idle memory per agent container (docker stats: usage minus inactive file cache);
+ *  5. the bytes an agent image adds over the base image.
+ * Rounds are interleaved and the median is reported. Results go to BENCHMARKS.md.
+ * Only loopback traffic; every container, image and file it makes is removed at the end.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import Docker from 'dockerode';
+import yaml from 'js-yaml';
+import { loadConfig } from '../src/config/config.js';
+import { DockerEngine } from '../src/engine/docker.js';
+import { LABEL } from '../src/engine/labels.js';
+import { agentContainerSpec } from '../src/fleet/containers.js';
+import { workspaceId, type FleetDeps } from '../src/fleet/context.js';
+import { probeHealth } from '../src/fleet/health.js';
+import { buildAgents, createAgent } from '../src/fleet/manager.js';
+import { PACKAGE_ROOT } from '../src/paths.js';
+import { LocalRegistry } from '../src/registry/local.js';
+
+const run = promisify(execFile);
+const args = process.argv.slice(2);
+const opt = (name: string, dflt: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const N = opt('agents', 20);
+const ROUNDS = opt('rounds', 3);
+const FROM = 9301;
+const PROJECT = 'bench';
+const docker = new Docker();
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+
+async function allHealthy(ports: number[], timeoutMs = 120_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  const pending = new Set(ports);
+  while (pending.size) {
+    await Promise.all([...pending].map(async (p) => ((await probeHealth(`http://127.0.0.1:${p}`, 500)).ok ? pending.delete(p) : undefined)));
+    if (!pending.size) return;
+    if (Date.now() > end) throw new Error(`not healthy in time: ${[...pending].join(',')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function removeContainers(labels: string[]): Promise<void> {
+  const cs = await docker.listContainers({ all: true, filters: { label: labels } });
+  await Promise.all(cs.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+}
+
+function cli(ws: string, ...argv: string[]): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(PACKAGE_ROOT, 'src/cli/main.ts'), ...argv], {
+      env: { ...process.env, NEXUS_WORKSPACE: ws },
+      stdio: 'ignore',
+    });
+    child.on('close', (code) => resolve(code ?? -1));
+  });
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+}
+
+async function main(): Promise<void> {
+  const ws = await mkdtemp(join(tmpdir(), 'nexus-bench-'));
+  await writeFile(join(ws, 'nexus.yaml'), yaml.dump({ project: PROJECT, ports: { range: `${FROM}-${FROM + N + 19}` }, labels: { 'dev.nexus-delta.bench': 'true' } }));
+  const config = loadConfig(ws, {});
+  const deps: FleetDeps = { config, registry: new LocalRegistry(ws), engine: new DockerEngine() };
+  const wsLabel = `${LABEL.workspace}=${workspaceId(ws)}`;
+  const composeProject = 'nexusbenchcompose';
+  const composeFile = join(ws, 'docker-compose.bench.yml');
+  try {
+    console.error(`bench: creating and building ${N} agents`);
+    for (let i = 0; i < N; i++) await createAgent(deps, { name: `BenchAgent${i}`, capabilities: ['data'] });
+    const tBuild = await timed(() => buildAgents(deps, 'all'));
+    const records = await deps.registry.list();
+    const ports = records.map((r) => r.port);
+    const images = await Promise.all(records.map(async (r) => ({ ref: r.image!.ref, id: r.image!.id })));
+
+    // an equivalent compose file: the same spec our engine creates, port for port
+    const services: Record<string, unknown> = {};
+    records.forEach((r, i) => {
+      const s = agentContainerSpec(config, r, images[i]!);
+      services[r.slug] = {
+        image: s.image,
+        ports: [`127.0.0.1:${r.port}:8080`],
+        user: s.user,
+        read_only: true,
+        tmpfs: ['/tmp:rw,noexec,nosuid,nodev,size=16m'],
+        cap_drop: ['ALL'],
+        security_opt: ['no-new-privileges:true'],
+        mem_limit: `${s.memoryMiB}m`,
+        cpus: s.cpus,
+        pids_limit: s.pidsLimit,
+        init: true,
+        restart: 'unless-stopped',
+        environment: s.env,
+        labels: { 'dev.nexus-delta.bench': 'true' },
+        healthcheck: { test: ['CMD', ...s.healthcheck.test], interval: '10s', timeout: '3s', retries: 3, start_period: '10s' },
+      };
+    });
+    await writeFile(composeFile, yaml.dump({ version: '2.4', services }));
+
+    const results = { startAll: [] as number[], compose: [] as number[], dockerRun: [] as number[] };
+    for (let round = 1; round <= ROUNDS; round++) {
+      console.error(`bench: round ${round}/${ROUNDS}`);
+      await removeContainers([wsLabel]);
+      results.startAll.push(
+        await timed(async () => {
+          const code = await cli(ws, 'start-all');
+          if (code !== 0) throw new Error(`start-all exited ${code}`);
+          await allHealthy(ports);
+        }),
+      );
+      await removeContainers([wsLabel]);
+
+      results.compose.push(
+        await timed(async () => {
+          await run('docker-compose', ['-p', composeProject, '-f', composeFile, 'up', '-d'], { maxBuffer: 1 << 24 });
+          await allHealthy(ports);
+        }),
+      );
+      await run('docker-compose', ['-p', composeProject, '-f', composeFile, 'down', '-t', '1'], { maxBuffer: 1 << 24 });
+
+      results.dockerRun.push(
+        await timed(async () => {
+          for (const r of records) {
+            await run('docker', [
+              'run', '-d', '--name', `nexus-bench-run-${r.slug}`, '--label', 'dev.nexus-delta.bench=true',
+              '-p', `127.0.0.1:${r.port}:8080`, '--user', '1000:1000', '--read-only', '--tmpfs', '/tmp:rw,noexec,nosuid,nodev,size=16m',
+              '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges:true', '--memory', '128m', '--cpus', '0.5',
+              '--pids-limit', '128', '--init', '--restart', 'unless-stopped', r.image!.ref,
+            ]);
+          }
+          await allHealthy(ports);
+        }),
+      );
+      await removeContainers(['dev.nexus-delta.bench=true']);
+    }
+
+    // idle memory of the start-all fleet after it settles
+    console.error('bench: idle memory');
+    if ((await cli(ws, 'start-all')) !== 0) throw new Error('start-all failed');
+    await allHealthy(ports);
+    await new Promise((r) => setTimeout(r, 15_000));
+    const engine = new DockerEngine();
+    const cs = await docker.listContainers({ filters: { label: [wsLabel] } });
+    const mem = await Promise.all(cs.map((c) => engine.containerMemory(c.Id)));
+    const mib = mem.map((b) => b / 2 ** 20);
+    const memMean = mib.reduce((a, b) => a + b, 0) / mib.length;
+    const memMax = Math.max(...mib);
+    await removeContainers([wsLabel]);
+
+    // agent image size over the base
+    const base = await docker.getImage(`nexus-delta-agent:${config.images.tag}`).inspect();
+    const agentImg = await docker.getImage(images[0]!.ref).inspect();
+    const addedBytes = agentImg.Size - base.Size;
+
+    const sa = median(results.startAll);
+    const dc = median(results.compose);
+    const dr = median(results.dockerRun);
+    const dockerVersion = (await docker.version()).Version;
+    const composeVersion = (await run('docker-compose', ['version', '--short'])).stdout.trim();
+    const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
+    const md = `# Benchmarks
+
+Produced by \`npm run bench -- --agents ${N} --rounds ${ROUNDS}\` on ${new Date().toISOString().slice(0, 10)}:
+${cpus().length} cores, Node ${process.versions.node}, Docker engine ${dockerVersion}, docker-compose ${composeVersion}.
+Median of ${ROUNDS} interleaved rounds. Every run starts from no containers with all images already built
+(building ${N} agent images from scratch took ${fmt(tBuild)} including the base image check).
+"Healthy" means \`GET /health\` answers 200 on every agent's host port, polled every 100 ms, for all three.
+
+## Start ${N} agents, from no containers to all healthy
+
+| method | median | rounds | ratio to docker-compose |
+| --- | --- | --- | --- |
+| \`npm run agent -- start-all\` (CLI process start included) | ${fmt(sa)} | ${results.startAll.map(fmt).join(', ')} | **${(sa / dc).toFixed(2)}x** |
+| \`docker-compose up -d\` of an equivalent file | ${fmt(dc)} | ${results.compose.map(fmt).join(', ')} | 1.00x |
+| sequential \`docker run -d\` loop | ${fmt(dr)} | ${results.dockerRun.map(fmt).join(', ')} | ${(dr / dc).toFixed(2)}x |
+
+Target: start-all at most 0.8x the time of docker-compose up: ${verdict(sa / dc <= 0.8)}.
+
+## Idle memory per agent container (docker stats, 15 s after all healthy)
+
+| agents | mean | max | target |
+| --- | --- | --- | --- |
+| ${mib.length} | ${memMean.toFixed(1)} MiB | ${memMax.toFixed(1)} MiB | at most 32 MiB: ${verdict(memMax <= 32)} |
+
+## Agent image size over the base image
+
+| base image | agent image | added |
+| --- | --- | --- |
+| ${(base.Size / 1e6).toFixed(1)} MB | ${(agentImg.Size / 1e6).toFixed(1)} MB | ${(addedBytes / 1024).toFixed(1)} KiB |
+
+Target: under 2 MB added: ${verdict(addedBytes < 2e6)}.
+`;
+    await writeFile(join(PACKAGE_ROOT, 'BENCHMARKS.md'), md);
+    console.log(md);
+  } finally {
+    await removeContainers([wsLabel]).catch(() => undefined);
+    await removeContainers(['dev.nexus-delta.bench=true']).catch(() => undefined);
+    await run('docker-compose', ['-p', composeProject, '-f', composeFile, 'down', '-t', '1']).catch(() => undefined);
+    const imgs = await docker.listImages({ filters: { label: [wsLabel] } });
+    for (const i of imgs) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
+    await rm(ws, { recursive: true, force: true });
+  }
+}
+
+await main();
