@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
+import { readdir, readFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
 import * as esbuild from 'esbuild';
 import { AppError } from '../errors.js';
 import { NODE_MODULES, RUNTIME_ENTRY } from '../paths.js';
@@ -43,6 +44,28 @@ async function bundle(opts: esbuild.BuildOptions): Promise<Bundle> {
   });
   const code = out.outputFiles![0]!.text;
   return { code, hash: sha256(code) };
+}
+
+/** npm packages bundled into the runtime: their versions are part of its source hash. */
+const RUNTIME_DEPENDENCIES = ['fastify', 'ajv', 'prom-client'];
+
+/**
+ * sha256 of everything the runtime bundle is made from (src/runtime/** and the versions of the
+ * packages bundled in), without bundling: cheap enough to check on every start.
+ */
+export async function runtimeSourceHash(): Promise<string> {
+  const root = dirname(RUNTIME_ENTRY);
+  const files = (await readdir(root, { recursive: true, withFileTypes: true }))
+    .filter((d) => d.isFile())
+    .map((d) => join(d.parentPath ?? (d as unknown as { path: string }).path, d.name))
+    .sort();
+  const parts: string[] = [];
+  for (const f of files) parts.push(relative(root, f), await readFile(f, 'utf8'));
+  for (const dep of RUNTIME_DEPENDENCIES) {
+    const pkg = JSON.parse(await readFile(join(NODE_MODULES, dep, 'package.json'), 'utf8')) as { version: string };
+    parts.push(dep, pkg.version);
+  }
+  return sha256(...parts);
 }
 
 /** The agent runtime (src/runtime with fastify, ajv, prom-client) as one ESM file for the base image. */

@@ -21,7 +21,12 @@ export async function probeHealth(baseUrl: string, timeoutMs = 1000): Promise<He
 
 export interface WaitOptions {
   timeoutMs: number;
+  /** First pause between checks in ms (default 200). */
   intervalMs?: number;
+  /** Each pause is the previous one times this factor (default 1: fixed interval)... */
+  backoff?: number;
+  /** ...up to this many ms (default: intervalMs). */
+  maxIntervalMs?: number;
   clock: Clock;
 }
 
@@ -32,11 +37,14 @@ export interface WaitOptions {
  */
 export async function waitUntil<T>(check: () => Promise<T | undefined>, opts: WaitOptions): Promise<T | undefined> {
   const deadline = opts.clock.now() + opts.timeoutMs;
-  const interval = opts.intervalMs ?? 200;
+  let interval = opts.intervalMs ?? 200;
+  const max = Math.max(interval, opts.maxIntervalMs ?? interval);
   for (;;) {
     const v = await check();
     if (v !== undefined) return v;
-    if (opts.clock.now() + interval > deadline) return undefined;
-    await opts.clock.sleep(interval);
+    const left = deadline - opts.clock.now();
+    if (left <= 0) return undefined;
+    await opts.clock.sleep(Math.min(interval, left));
+    interval = Math.min(max, interval * (opts.backoff ?? 1));
   }
 }

@@ -10,7 +10,7 @@ import { agentImageRef, baseImageRef, HOST_NODE_IMAGE_REPO } from '../names.js';
 import { agentDir, DOCKERFILE_AGENT, RUNTIME_IMAGE_FILES } from '../paths.js';
 import type { AgentRecord } from '../registry/registry.js';
 import { readManifest } from '../scaffold/render.js';
-import { bundleAgent, bundleRuntime, sha256 } from './bundle.js';
+import { bundleAgent, bundleRuntime, runtimeSourceHash, sha256 } from './bundle.js';
 import { workspaceLabels, type FleetDeps } from './context.js';
 
 /** The base image in use: reference, id, what it was built FROM, and whether this call built it. */
@@ -80,16 +80,16 @@ async function resolveFromImage(deps: FleetDeps): Promise<string> {
 export async function ensureBaseImage(deps: FleetDeps, opts: { force?: boolean } = {}): Promise<BaseImage> {
   const { engine, config } = deps;
   const ref = baseImageRef(config.images.tag);
-  const runtime = await bundleRuntime();
   const dockerfile = await readFile(DOCKERFILE_AGENT, 'utf8');
   const start = await readFile(join(RUNTIME_IMAGE_FILES, 'start.mjs'), 'utf8');
   const health = await readFile(join(RUNTIME_IMAGE_FILES, 'healthcheck.mjs'), 'utf8');
-  const hash = sha256(runtime.hash, dockerfile, start, health, config.images.base, config.images.offline);
+  const hash = sha256(await runtimeSourceHash(), dockerfile, config.images.base, config.images.offline);
   const existing = await engine.inspectImage(ref);
   if (!opts.force && existing && existing.labels[LABEL.runtimeHash] === hash) {
     return { ref, id: existing.id, from: existing.labels['dev.nexus-delta.base-from'] ?? '', built: false };
   }
   const from = await resolveFromImage(deps);
+  const runtime = await bundleRuntime();
   deps.onProgress?.({ phase: 'build', message: `building base image ${ref} FROM ${from}` });
   const img = await withTempDir(async (ctx) => {
     const pkg = join(ctx, 'runtime/node_modules/@nexus-delta/runtime');

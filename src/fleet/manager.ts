@@ -130,9 +130,13 @@ export async function buildAgents(deps: FleetDeps, names: string[] | 'all', opts
   return { base, agents };
 }
 
+function imageRecord(img: AgentImage): NonNullable<AgentRecord['image']> {
+  return { ref: img.ref, id: img.id, sourceHash: img.sourceHash, builtAt: new Date().toISOString() };
+}
+
 async function recordImage(deps: FleetDeps, rec: AgentRecord, img: AgentImage): Promise<void> {
   await deps.registry.update(rec.slug, {
-    image: { ref: img.ref, id: img.id, sourceHash: img.sourceHash, builtAt: new Date().toISOString() },
+    image: imageRecord(img),
     ...(rec.status === 'created' ? { status: 'built' as const } : {}),
   });
 }
@@ -182,13 +186,15 @@ async function waitHealthy(deps: FleetDeps, rec: AgentRecord, id: string): Promi
   const url = agentUrl(deps.config, rec.port);
   let lastProbe = '';
   let crashed: string | undefined;
-  let tick = 0;
+  let lastInspect = clock.now();
   const ok = await waitUntil(
     async () => {
       const probe = await probeHealth(url, 1000);
       if (probe.ok) return true;
       lastProbe = probe.status ? `HTTP ${probe.status}` : (probe.error ?? 'no answer');
-      if (tick++ % 3 === 0) {
+      // a crash shows in the engine's state; ask it at most once a second
+      if (clock.now() - lastInspect >= 1000) {
+        lastInspect = clock.now();
         const c = await deps.engine.inspectContainer(id);
         if (!c) crashed = 'the container disappeared';
         else if (c.state === 'exited' || c.state === 'dead' || c.restartCount > 0) {
@@ -198,7 +204,8 @@ async function waitHealthy(deps: FleetDeps, rec: AgentRecord, id: string): Promi
       }
       return undefined;
     },
-    { timeoutMs: deps.config.start.healthTimeoutS * 1000, intervalMs: 150, clock },
+    // gentle backoff: many agents booting at once should not flood docker-proxy and dockerd
+    { timeoutMs: deps.config.start.healthTimeoutS * 1000, intervalMs: 100, backoff: 1.5, maxIntervalMs: 800, clock },
   );
   if (ok === true) return;
   const logs = await deps.engine.containerLogs(id, 20).catch(() => '');
@@ -209,39 +216,57 @@ async function waitHealthy(deps: FleetDeps, rec: AgentRecord, id: string): Promi
   });
 }
 
-/** Start (or converge) one agent whose image is ready. Never throws: failures become outcomes. */
-async function startOne(deps: FleetDeps, rec: AgentRecord, base: BaseImage): Promise<StartOutcome> {
+/**
+ * Start (or converge) one agent. Never throws: failures become outcomes. `engineSlot` bounds the
+ * engine work (bundle, build, create, start); the health wait runs outside it, so a slow-booting
+ * agent never delays the creation of the next container.
+ */
+async function startOne(
+  deps: FleetDeps,
+  rec: AgentRecord,
+  base: BaseImage,
+  engineSlot: <T>(fn: () => Promise<T>) => Promise<T>,
+): Promise<StartOutcome> {
   const url = agentUrl(deps.config, rec.port);
   const out: StartOutcome = { name: rec.name, slug: rec.slug, port: rec.port, url, outcome: 'failed', imageBuilt: false };
   let createdId: string | undefined;
+  let img: AgentImage | undefined;
   try {
-    const img = await ensureAgentImage(deps, rec, base);
-    out.imageBuilt = img.built;
-    await recordImage(deps, rec, img);
-    const spec = agentContainerSpec(deps.config, rec, img);
-    const observed = await agentContainers(deps, rec.slug);
-    const plan = planContainer(spec.labels[LABEL.configHash]!, observed);
-    for (const id of plan.remove) await deps.engine.removeContainer(id);
-    let id: string;
-    if (plan.action === 'keep') {
-      id = plan.id;
-      out.outcome = 'unchanged';
-    } else if (plan.action === 'start') {
-      id = plan.id;
-      deps.onProgress?.({ agent: rec.slug, phase: 'start' });
-      await deps.engine.startContainer(id);
-      out.outcome = 'restarted';
-    } else {
+    const id = await engineSlot(async () => {
+      img = await ensureAgentImage(deps, rec, base);
+      out.imageBuilt = img.built;
+      const spec = agentContainerSpec(deps.config, rec, img);
+      const observed = await agentContainers(deps, rec.slug);
+      const plan = planContainer(spec.labels[LABEL.configHash]!, observed);
+      for (const old of plan.remove) await deps.engine.removeContainer(old);
+      if (plan.action === 'keep') {
+        out.outcome = 'unchanged';
+        return plan.id;
+      }
+      if (plan.action === 'start') {
+        deps.onProgress?.({ agent: rec.slug, phase: 'start' });
+        await deps.engine.startContainer(plan.id);
+        out.outcome = 'restarted';
+        return plan.id;
+      }
       deps.onProgress?.({ agent: rec.slug, phase: 'create' });
-      id = createdId = await deps.engine.createContainer(spec);
-      await deps.engine.startContainer(id);
+      createdId = await deps.engine.createContainer(spec);
+      await deps.engine.startContainer(createdId);
       out.outcome = plan.action === 'recreate' ? 'recreated' : 'started';
-    }
+      return createdId;
+    });
     out.containerId = id;
     deps.onProgress?.({ agent: rec.slug, phase: 'health' });
     await waitHealthy(deps, rec, id);
     const tools = await fetchTools(url);
-    await deps.registry.update(rec.slug, { desired: 'running', status: 'running', lastError: undefined, ...(tools ? { tools } : {}) });
+    // one registry write per agent: image, state and tools together
+    await deps.registry.update(rec.slug, {
+      desired: 'running',
+      status: 'running',
+      lastError: undefined,
+      ...(img ? { image: imageRecord(img) } : {}),
+      ...(tools ? { tools } : {}),
+    });
     deps.onProgress?.({ agent: rec.slug, phase: 'healthy', message: url });
     return out;
   } catch (err) {
@@ -255,7 +280,12 @@ async function startOne(deps: FleetDeps, rec: AgentRecord, base: BaseImage): Pro
     else if (createdId) await deps.engine.removeContainer(createdId).catch(() => undefined);
     delete out.containerId;
     await deps.registry
-      .update(rec.slug, { desired: 'running', status: e.code === 'CONTAINER_UNHEALTHY' ? 'unhealthy' : 'failed', lastError: e.message })
+      .update(rec.slug, {
+        desired: 'running',
+        status: e.code === 'CONTAINER_UNHEALTHY' ? 'unhealthy' : 'failed',
+        lastError: e.message,
+        ...(img ? { image: imageRecord(img) } : {}),
+      })
       .catch(() => undefined);
     deps.onProgress?.({ agent: rec.slug, phase: 'failed', message: e.message });
     return out;
@@ -274,7 +304,7 @@ export async function startAgents(deps: FleetDeps, names: string[] | 'all'): Pro
   if (targets.length === 0) return { agents: [], ok: 0, failed: 0 };
   const base = await ensureBaseImage(deps);
   const limit = pLimit(deps.config.start.concurrency);
-  const agents = await Promise.all(targets.map((rec) => limit(() => startOne(deps, rec, base))));
+  const agents = await Promise.all(targets.map((rec) => startOne(deps, rec, base, limit)));
   const failed = agents.filter((a) => a.outcome === 'failed').length;
   return { agents, ok: agents.length - failed, failed };
 }

@@ -20,7 +20,13 @@ describe('waitUntil', () => {
   it('gives up at the deadline without oversleeping', async () => {
     const clock = fakeClock();
     expect(await waitUntil(async () => undefined, { timeoutMs: 1000, intervalMs: 300, clock })).toBeUndefined();
-    expect(clock.now()).toBeLessThanOrEqual(1000);
-    expect(clock.slept.length).toBe(3);
+    expect(clock.now()).toBe(1000);
+    expect(clock.slept).toEqual([300, 300, 300, 100]);
+  });
+
+  it('backs off geometrically up to the maximum interval', async () => {
+    const clock = fakeClock();
+    await waitUntil(async () => undefined, { timeoutMs: 3000, intervalMs: 100, backoff: 2, maxIntervalMs: 500, clock });
+    expect(clock.slept).toEqual([100, 200, 400, 500, 500, 500, 500, 300]);
   });
 });
