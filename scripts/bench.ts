@@ -110,7 +110,7 @@ async function main(): Promise<void> {
         restart: 'unless-stopped',
         environment: s.env,
         labels: { 'dev.nexus-delta.bench': 'true' },
-        healthcheck: { test: ['CMD', ...s.healthcheck.test], interval: '10s', timeout: '3s', retries: 3, start_period: '10s' },
+        healthcheck: { test: ['CMD', ...s.healthcheck.test], interval: `${s.healthcheck.intervalS}s`, timeout: `${s.healthcheck.timeoutS}s`, retries: s.healthcheck.retries, start_period: `${s.healthcheck.startPeriodS}s` },
       };
     });
     await writeFile(composeFile, yaml.dump({ version: '2.4', services }));
@@ -175,10 +175,18 @@ async function main(): Promise<void> {
     await allHealthy(ports);
     await new Promise((r) => setTimeout(r, 15_000));
     const cs = await docker.listContainers({ filters: { label: [wsLabel] } });
-    const mem = await Promise.all(cs.map((c) => engine.containerMemory(c.Id)));
-    const mib = mem.map((b) => b / 2 ** 20);
+    // 5 samples 2 s apart per container: the median is the idle footprint; the peak may catch the
+    // Docker HEALTHCHECK probe (a second, short-lived node process every 30 s)
+    const samples: number[][] = cs.map(() => []);
+    for (let s = 0; s < 5; s++) {
+      const mem = await Promise.all(cs.map((c) => engine.containerMemory(c.Id)));
+      mem.forEach((b, i) => samples[i]!.push(b / 2 ** 20));
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    const mib = samples.map(median);
     const memMean = mib.reduce((a, b) => a + b, 0) / mib.length;
     const memMax = Math.max(...mib);
+    const memPeak = Math.max(...samples.flat());
     await removeContainers([wsLabel]);
 
     // agent image size over the base
@@ -218,11 +226,16 @@ The engine floor is why: on this machine dockerd creates and starts containers o
 ${fmt(fl)} before its last agent can boot; start-all spends ${fmt(sa - fl)} beyond that floor,
 docker-compose ${fmt(dc - fl)}. With identical containers, no client can be 0.8x of another here.
 
-## Idle memory per agent container (docker stats, 15 s after all healthy)
+## Idle memory per agent container (docker stats, from 15 s after all healthy)
 
-| agents | mean | max | target |
-| --- | --- | --- | --- |
-| ${mib.length} | ${memMean.toFixed(1)} MiB | ${memMax.toFixed(1)} MiB | at most 32 MiB: ${verdict(memMax <= 32)} |
+Each container sampled 5 times, 2 s apart; its idle footprint is the median of its samples.
+
+| agents | mean | max | peak of any sample | target |
+| --- | --- | --- | --- | --- |
+| ${mib.length} | ${memMean.toFixed(1)} MiB | ${memMax.toFixed(1)} MiB | ${memPeak.toFixed(1)} MiB | at most 32 MiB: ${verdict(memMax <= 32)} |
+
+The peak includes the Docker HEALTHCHECK probe: every 30 s it runs a second, short-lived \`node\`
+process in the container (about 45 MB and 0.09 s of CPU; there is no shell or curl in the offline base).
 
 ## Agent image size over the base image
 

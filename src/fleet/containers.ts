@@ -43,7 +43,9 @@ export function agentContainerSpec(config: Config, record: AgentRecord, image: {
     cpus: config.resources.cpus,
     pidsLimit: config.resources.pids,
     restartPolicy: 'unless-stopped',
-    healthcheck: { test: ['node', '/app/healthcheck.mjs'], intervalS: 10, timeoutS: 3, retries: 3, startPeriodS: 10 },
+    // Docker's default 30 s interval: start waits on GET /health itself, and each probe is a
+    // short-lived node process (see healthcheck.mjs), so probing more often only costs CPU.
+    healthcheck: { test: ['node', '/app/healthcheck.mjs'], intervalS: 30, timeoutS: 3, retries: 3, startPeriodS: 10 },
     init: true,
   };
   const hash = createHash('sha256').update(JSON.stringify({ spec, imageId: image.id })).digest('hex').slice(0, 16);
