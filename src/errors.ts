@@ -16,6 +16,7 @@ export const ExitCode = {
   UNHEALTHY: 7,
   REGISTRY: 8,
   PARTIAL: 9,
+  MARKETPLACE: 10,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -40,6 +41,12 @@ export const ErrorCodes = {
   REGISTRY_LOCKED: { exitCode: ExitCode.REGISTRY, httpStatus: 503 },
   REGISTRY_CORRUPT: { exitCode: ExitCode.REGISTRY, httpStatus: 500 },
   PARTIAL_FAILURE: { exitCode: ExitCode.PARTIAL, httpStatus: 207 },
+  NOT_HEALTHY: { exitCode: ExitCode.UNHEALTHY, httpStatus: 409 },
+  NOT_REGISTERED: { exitCode: ExitCode.NOT_FOUND, httpStatus: 404 },
+  MARKETPLACE_UNREACHABLE: { exitCode: ExitCode.MARKETPLACE, httpStatus: 503 },
+  MARKETPLACE_AUTH: { exitCode: ExitCode.MARKETPLACE, httpStatus: 502 },
+  MARKETPLACE_REJECTED: { exitCode: ExitCode.MARKETPLACE, httpStatus: 502 },
+  MARKETPLACE_ERROR: { exitCode: ExitCode.MARKETPLACE, httpStatus: 502 },
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
 

@@ -2,6 +2,7 @@ import { AppError, ExitCode } from '../errors.js';
 import { type FleetDeps } from '../fleet/context.js';
 import { runDemo } from '../fleet/demo.js';
 import { runDoctor } from '../fleet/doctor.js';
+import { agentCards, registerAgents, unregisterAgents } from '../fleet/marketplace.js';
 import {
   agentLogs,
   buildAgents,
@@ -117,6 +118,26 @@ export const commands = {
       }
       throw err;
     }
+  },
+
+  async register(deps: FleetDeps, o: { name?: string[]; all?: boolean; markUnavailable?: boolean }) {
+    if (!o.all && !o.name?.length) throw new AppError('USAGE', 'register needs --name X or --all', { hint: 'agent register --all' });
+    const r = await registerAgents(deps, o.all ? 'all' : o.name!, { markUnavailable: o.markUnavailable ?? false });
+    const rows = r.agents.map((a) => [a.name, a.outcome, a.api_endpoint, a.error ? `${a.error.message}${a.error.hint ? ` (${a.error.hint})` : ''}` : (a.id ?? '')]);
+    const human = r.agents.length ? `${table(['agent', 'outcome', 'api_endpoint', 'listing id / error'], rows)}\n\n${r.agents.length - r.failed} registered, ${r.failed} not` : 'no agents';
+    const single = r.agents.length === 1 ? r.agents[0] : undefined;
+    const exitCode = r.failed === 0 ? ExitCode.OK : single?.outcome === 'refused' ? ExitCode.UNHEALTHY : single?.error?.code.startsWith('MARKETPLACE') ? ExitCode.MARKETPLACE : ExitCode.PARTIAL;
+    return { data: r, human, exitCode };
+  },
+
+  async unregister(deps: FleetDeps, o: { name: string[] }) {
+    const r = await unregisterAgents(deps, o.name);
+    return { data: r, human: r.agents.map((a) => `${a.name}: ${a.removed ? 'listing removed' : 'no listing was left at the marketplace'}`).join('\n') };
+  },
+
+  async cards(deps: FleetDeps, o: { name?: string[] }) {
+    const r = await agentCards(deps, o.name?.length ? o.name : 'all');
+    return { data: r, human: JSON.stringify(r.agents, null, 2) };
   },
 
   async doctor(deps: FleetDeps) {

@@ -149,6 +149,23 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .description("create and start the seed's five demo agents and call a tool on each")
     .action(run((d) => commands.demo(d), async () => 5));
   program
+    .command('register')
+    .description('register agent cards with the marketplace (MARKETPLACE_URL, MARKETPLACE_API_KEY)')
+    .option('--name <name...>', 'agents to register')
+    .option('--all', 'every agent of the workspace')
+    .option('--mark-unavailable', 'list agents that are not healthy as unavailable instead of refusing them')
+    .action(run((d, o) => commands.register(d, o)));
+  program
+    .command('unregister')
+    .description("remove agents' listings from the marketplace")
+    .requiredOption('--name <name...>', 'agents to unregister')
+    .action(run((d, o) => commands.unregister(d, o)));
+  program
+    .command('cards')
+    .description('print agent cards: the marketplace card and the A2A AgentCard')
+    .option('--name <name...>', 'only these agents')
+    .action(run((d, o) => commands.cards(d, o)));
+  program
     .command('doctor')
     .description('check Node, the Docker engine, the base image, the port range and the registry')
     .action(run((d) => commands.doctor(d)));

@@ -54,6 +54,13 @@ export const configFileSchema = z
       .optional(),
     /** Extra labels put on every container and image this workspace creates. */
     labels: z.record(z.string(), z.string()).optional(),
+    /** Where agent cards are registered. Prefer MARKETPLACE_API_KEY in the environment to apiKey here. */
+    marketplace: z
+      .object({ url: z.string().url().optional(), apiKey: z.string().min(1).optional(), timeoutMs: z.number().int().min(100).optional(), retries: z.number().int().min(0).max(10).optional() })
+      .strict()
+      .optional(),
+    /** A router (nginx/traefik) in front of the agents: cards then advertise <url>/agents/<slug>. */
+    router: z.object({ url: z.string().url() }).strict().optional(),
   })
   .strict();
 export type ConfigFile = z.infer<typeof configFileSchema>;
@@ -71,6 +78,10 @@ export interface Config {
   resources: { memoryMiB: number; cpus: number; pids: number };
   start: { concurrency: number; healthTimeoutS: number };
   labels: Record<string, string>;
+  /** Marketplace endpoint; `apiKey` is a secret: never log, print or store it. */
+  marketplace: { url: string | undefined; apiKey: string | undefined; timeoutMs: number; retries: number };
+  /** Public base URL of a router in front of the agents, if any. */
+  routerUrl: string | undefined;
 }
 
 export const DEFAULTS = {
@@ -92,7 +103,8 @@ type Env = Record<string, string | undefined>;
 /**
  * Merge a parsed nexus.yaml with the environment (environment wins) and defaults. Pure.
  * Environment: NEXUS_PROJECT, NEXUS_REGISTRY, NEXUS_PORT_RANGE ("8081-8180"), NEXUS_BIND_ADDRESS, NEXUS_BASE_IMAGE
- * (or BASE_IMAGE), NEXUS_OFFLINE (auto|always|never), NEXUS_IMAGE_TAG.
+ * (or BASE_IMAGE), NEXUS_OFFLINE (auto|always|never), NEXUS_IMAGE_TAG, MARKETPLACE_URL,
+ * MARKETPLACE_API_KEY, NEXUS_ROUTER_URL.
  * @throws AppError CONFIG_INVALID naming the bad field.
  */
 export function resolveConfig(workspace: string, file: unknown, env: Env): Config {
@@ -145,6 +157,13 @@ export function resolveConfig(workspace: string, file: unknown, env: Env): Confi
       healthTimeoutS: f.start?.healthTimeoutS ?? DEFAULTS.healthTimeoutS,
     },
     labels: f.labels ?? {},
+    marketplace: {
+      url: env.MARKETPLACE_URL ?? f.marketplace?.url,
+      apiKey: env.MARKETPLACE_API_KEY ?? f.marketplace?.apiKey,
+      timeoutMs: f.marketplace?.timeoutMs ?? 10_000,
+      retries: f.marketplace?.retries ?? 4,
+    },
+    routerUrl: (env.NEXUS_ROUTER_URL ?? f.router?.url)?.replace(/\/+$/, ''),
   };
 }
 

@@ -28,6 +28,9 @@ export interface AgentRecord {
   /** Agent image last built: reference, image id, and the source hash it was built from. */
   image?: { ref: string; id: string; sourceHash: string; builtAt: string } | undefined;
   tools?: ToolSummary[] | undefined;
+  /** The marketplace listing: its id there, the stable key it is upserted under, and the hash of
+   *  the card last sent (an unchanged card is not sent again). Never the API key. */
+  marketplace?: { id: string; key: string; url: string; cardHash: string; status: 'available' | 'unavailable'; registeredAt: string } | undefined;
   /** Last error message (status failed/unhealthy). */
   lastError?: string | undefined;
   /** ISO-8601 timestamps. */

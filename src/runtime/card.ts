@@ -1,11 +1,18 @@
-import type { AgentDefinition } from './define.js';
+/** What an A2A card is built from: an AgentDefinition, or an agent record with its tools. */
+export interface CardSource {
+  name: string;
+  description: string;
+  version: string;
+  capabilities?: string[] | undefined;
+  tools: readonly { name: string; description: string }[];
+}
 
 /**
  * The A2A AgentCard (protocol 1.0) an agent serves at /.well-known/agent-card.json.
  * Field names follow the A2A specification's AgentCard message (a2a.proto, v1.0): skills are the
  * agent's tools. `url` is where callers reach the agent (AGENT_PUBLIC_URL, else the request's host).
  */
-export function buildA2aCard(agent: AgentDefinition, url: string): Record<string, unknown> {
+export function buildA2aCard(agent: CardSource, url: string): Record<string, unknown> {
   return {
     name: agent.name,
     description: agent.description,

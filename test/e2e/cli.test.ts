@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildMarketplaceServer } from '../../src/marketplace/server.js';
 import { runCli } from '../helpers/cli.js';
 import { makeWorkspace, workspaceContainers, type TestWorkspace } from '../helpers/workspace.js';
 
@@ -99,6 +100,33 @@ describe('agent CLI: the fleet on the real engine', () => {
     ]);
     expect(out.calls[0].body).toEqual({ result: { count: 5, sum: 15, mean: 3, min: 1, max: 5 } });
     expect(out.calls[4].body).toEqual({ result: { expression: '2 * (3 + 4) ^ 2', value: 98 } });
+  });
+
+  it('register --all lists the fleet in the marketplace; the API key never shows', async () => {
+    const key = 'cli-e2e-marketplace-key-42';
+    const market = await buildMarketplaceServer({ apiKey: key });
+    const url = await market.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const env = { ...ws.env, MARKETPLACE_URL: url, MARKETPLACE_API_KEY: key };
+      const r = await runCli(['register', '--all', '--verbose'], env);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/5 registered, 0 not/);
+      const again = await runCli(['register', '--all', '--json'], env);
+      expect(JSON.parse(again.stdout).agents.map((a: { outcome: string }) => a.outcome)).toEqual(Array(5).fill('unchanged'));
+      const cards = await runCli(['cards', '--name', 'DataAgent', '--json'], env);
+      expect(JSON.parse(cards.stdout).agents[0].marketplace.tools[0].name).toBe('process_data');
+      for (const out of [r.stdout, r.stderr, again.stdout, again.stderr, cards.stdout, await registryText()]) expect(out).not.toContain(key);
+      // another marketplace URL (same server) makes the card due again, sent with a wrong key
+      const bad2 = await runCli(['register', '--name', 'DataAgent'], { ...env, MARKETPLACE_URL: url.replace('127.0.0.1', 'localhost'), MARKETPLACE_API_KEY: 'wrong-key-value' });
+      expect(bad2.exitCode).toBe(10);
+      expect(bad2.stdout + bad2.stderr).toMatch(/refused the API key \(HTTP 401/);
+      expect(bad2.stdout + bad2.stderr).not.toContain('wrong-key-value');
+      const none = await runCli(['register', '--all'], { ...ws.env, MARKETPLACE_URL: '', MARKETPLACE_API_KEY: '' });
+      expect(none.exitCode).toBe(2);
+      expect(none.stderr).toMatch(/no marketplace configured\nhint: set MARKETPLACE_URL/);
+    } finally {
+      await market.close();
+    }
   });
 
   it('start-all is idempotent and list shows every agent healthy', async () => {

@@ -1,0 +1,47 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import AjvDraft04Module from 'ajv-draft-04';
+import addFormatsModule from 'ajv-formats';
+import { PACKAGE_ROOT } from '../../src/paths.js';
+
+/** ../shared/schemas beside the repository (CI clones main with shared/ beside it). */
+export const SCHEMAS_DIR = join(PACKAGE_ROOT, '..', 'shared', 'schemas');
+const load = (f: string) => JSON.parse(readFileSync(join(SCHEMAS_DIR, f), 'utf8')) as Record<string, any>;
+
+type AjvLike = { compile(s: object): ((d: unknown) => boolean) & { errors?: { instancePath: string; message?: string }[] | null } };
+// CommonJS packages: their default export sits on .default under NodeNext
+const AjvDraft04 = ((AjvDraft04Module as unknown as { default?: unknown }).default ?? AjvDraft04Module) as new (o: object) => AjvLike;
+const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: AjvLike) => void;
+
+/** Required fields of an A2A 1.0 AgentCard (a2a.proto); the JSON bundle lists none. */
+export const A2A_REQUIRED = ['name', 'description', 'version', 'supportedInterfaces', 'capabilities', 'defaultInputModes', 'defaultOutputModes', 'skills'];
+
+/**
+ * Validate an A2A AgentCard against a2a-v1.0.1.json (2020-12): its $refs name per-message files
+ * (lf.a2a.v1.<Name>.jsonschema.json), so every definition is registered under that name first.
+ * Returns Ajv's errors plus missing required fields (card, interfaces and skills).
+ */
+export function validateA2aCard(card: Record<string, any>): string[] {
+  const bundle = load('a2a-v1.0.1.json');
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  const wellKnown = new Set(['Struct', 'Timestamp', 'Value']); // referenced as google.protobuf.<Name>
+  for (const [key, def] of Object.entries(bundle.definitions as Record<string, object>)) {
+    const pkg = wellKnown.has(key) ? 'google.protobuf' : 'lf.a2a.v1';
+    ajv.addSchema({ ...def, $id: `${pkg}.${key.replace(/\s+/g, '')}.jsonschema.json` });
+  }
+  const validate = ajv.getSchema('lf.a2a.v1.AgentCard.jsonschema.json')!;
+  const errors = validate(card) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`);
+  for (const f of A2A_REQUIRED) if (card[f] === undefined) errors.push(`missing ${f}`);
+  for (const i of card.supportedInterfaces ?? []) for (const f of ['url', 'protocolBinding', 'protocolVersion']) if (!i[f]) errors.push(`interface missing ${f}`);
+  for (const s of card.skills ?? []) for (const f of ['id', 'name', 'description', 'tags']) if (s[f] === undefined) errors.push(`skill missing ${f}`);
+  return errors;
+}
+
+/** Validate an OpenAPI 3.0 document against openapi-3.0.json (draft-04). */
+export function validateOpenApi30(doc: unknown): string[] {
+  const ajv = new AjvDraft04({ strict: false, allErrors: true });
+  addFormats(ajv);
+  const validate = ajv.compile(load('openapi-3.0.json'));
+  return validate(doc) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`);
+}
