@@ -1,13 +1,17 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import AjvDraft04Module from 'ajv-draft-04';
 import addFormatsModule from 'ajv-formats';
 import { PACKAGE_ROOT } from '../../src/paths.js';
 
-/** ../shared/schemas beside the repository (CI clones main with shared/ beside it). */
-export const SCHEMAS_DIR = join(PACKAGE_ROOT, '..', 'shared', 'schemas');
-const load = (f: string) => JSON.parse(readFileSync(join(SCHEMAS_DIR, f), 'utf8')) as Record<string, any>;
+/** ../shared/schemas beside the repository (CI clones main with shared/ beside it), or NEXUS_SCHEMAS_DIR. */
+export const SCHEMAS_DIR = process.env.NEXUS_SCHEMAS_DIR ?? join(PACKAGE_ROOT, '..', 'shared', 'schemas');
+const load = (f: string) => {
+  const path = join(SCHEMAS_DIR, f);
+  if (!existsSync(path)) throw new Error(`${path} not found: tests need ../shared/schemas beside the repository (or set NEXUS_SCHEMAS_DIR)`);
+  return JSON.parse(readFileSync(path, 'utf8')) as Record<string, any>;
+};
 
 type AjvLike = { compile(s: object): ((d: unknown) => boolean) & { errors?: { instancePath: string; message?: string }[] | null } };
 // CommonJS packages: their default export sits on .default under NodeNext
