@@ -21,6 +21,8 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'],
           environment: 'node',
           globalSetup: ['test/helpers/global-setup.ts'],
+          // the Ryuk reaper image cannot be pulled here; tests remove what they start themselves
+          env: { TESTCONTAINERS_RYUK_DISABLED: 'true' },
           // one Docker engine, two cores: files run one after another, tests inside may overlap
           fileParallelism: false,
           testTimeout: 180_000,

@@ -40,6 +40,7 @@ export const ErrorCodes = {
   CONTAINER_UNHEALTHY: { exitCode: ExitCode.UNHEALTHY, httpStatus: 502 },
   REGISTRY_LOCKED: { exitCode: ExitCode.REGISTRY, httpStatus: 503 },
   REGISTRY_CORRUPT: { exitCode: ExitCode.REGISTRY, httpStatus: 500 },
+  REGISTRY_UNREACHABLE: { exitCode: ExitCode.REGISTRY, httpStatus: 503 },
   PARTIAL_FAILURE: { exitCode: ExitCode.PARTIAL, httpStatus: 207 },
   NOT_HEALTHY: { exitCode: ExitCode.UNHEALTHY, httpStatus: 409 },
   NOT_REGISTERED: { exitCode: ExitCode.NOT_FOUND, httpStatus: 404 },

@@ -3,6 +3,9 @@ import { type FleetDeps } from '../fleet/context.js';
 import { runDemo } from '../fleet/demo.js';
 import { runDoctor } from '../fleet/doctor.js';
 import { agentCards, registerAgents, unregisterAgents } from '../fleet/marketplace.js';
+import { exportRegistry, importRecords, readExport } from '../fleet/registry-transfer.js';
+import { openRegistry } from '../registry/open.js';
+import writeFileAtomic from 'write-file-atomic';
 import {
   agentLogs,
   buildAgents,
@@ -21,6 +24,12 @@ export interface CommandResult<T = unknown> {
   data: T;
   human: string;
   exitCode?: number;
+}
+
+function renderTransfer(r: { copied: string[]; skipped: { slug: string; reason: string }[] }, where: string): string {
+  const lines = [`copied ${r.copied.length} agent(s) to ${where}${r.copied.length ? `: ${r.copied.join(', ')}` : ''}`];
+  for (const s of r.skipped) lines.push(`skipped ${s.slug}: ${s.reason}`);
+  return lines.join('\n');
 }
 
 function renderStart(r: StartResult): string {
@@ -138,6 +147,36 @@ export const commands = {
   async cards(deps: FleetDeps, o: { name?: string[] }) {
     const r = await agentCards(deps, o.name?.length ? o.name : 'all');
     return { data: r, human: JSON.stringify(r.agents, null, 2) };
+  },
+
+  async registryExport(deps: FleetDeps, o: { output?: string }) {
+    const doc = await exportRegistry(deps.registry);
+    if (o.output) {
+      await writeFileAtomic(o.output, JSON.stringify(doc, null, 2) + '\n', { mode: 0o600 });
+      return { data: { output: o.output, agents: doc.agents.length }, human: `exported ${doc.agents.length} agent(s) from the ${doc.registry} registry to ${o.output}` };
+    }
+    // the export itself is the output, with or without --json
+    return { data: doc, human: JSON.stringify(doc, null, 2) };
+  },
+
+  async registryImport(deps: FleetDeps, o: { input: string }) {
+    const doc = await readExport(o.input);
+    const r = await importRecords(deps.registry, doc.agents);
+    return { data: r, human: renderTransfer(r, `the ${deps.registry.kind} registry`) };
+  },
+
+  async registryMigrate(deps: FleetDeps, o: { to: 'local' | 'firestore'; from?: 'local' | 'firestore' }) {
+    const from = o.from ?? (o.to === 'firestore' ? 'local' : 'firestore');
+    if (from === o.to) throw new AppError('USAGE', `--from and --to are both ${from}`, { hint: 'agent registry migrate --to firestore' });
+    const source = from === deps.registry.kind ? deps.registry : openRegistry(deps.config, from);
+    const target = o.to === deps.registry.kind ? deps.registry : openRegistry(deps.config, o.to);
+    try {
+      const r = await importRecords(target, await source.list());
+      return { data: { from, to: o.to, ...r }, human: renderTransfer(r, `the ${o.to} registry`) + (o.to !== deps.config.registry ? `\nnext: set registry: ${o.to} in nexus.yaml (or NEXUS_REGISTRY=${o.to})` : '') };
+    } finally {
+      if (source !== deps.registry) await source.close();
+      if (target !== deps.registry) await target.close();
+    }
   },
 
   async doctor(deps: FleetDeps) {

@@ -63,7 +63,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       json = !!g.json;
       if (g.verbose) setLogLevel('debug');
       const config = loadConfig(workspaceOf(g, io), io.env);
-      const registry = openRegistry(config);
+      const registry = openRegistry(config, config.registry, io.env);
       const engine = new DockerEngine({ env: io.env });
       const deps: FleetDeps = { config, registry, engine };
       const total = progressTotal ? await progressTotal(deps).catch(() => 0) : 0;
@@ -165,6 +165,27 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .description('print agent cards: the marketplace card and the A2A AgentCard')
     .option('--name <name...>', 'only these agents')
     .action(run((d, o) => commands.cards(d, o)));
+  const registryCmd = program.command('registry').description('move agent records between registries (local, firestore)');
+  const registryKind = (v: string) => {
+    if (v !== 'local' && v !== 'firestore') throw new InvalidArgumentError('must be local or firestore');
+    return v;
+  };
+  registryCmd
+    .command('export')
+    .description('write every agent record as JSON (stdout, or --output FILE)')
+    .option('--output <file>', 'file to write (mode 0600)')
+    .action(run((d, o) => commands.registryExport(d, o)));
+  registryCmd
+    .command('import')
+    .description("read an 'export' file into the configured registry (agents already there are skipped)")
+    .requiredOption('--input <file>', 'file written by registry export')
+    .action(run((d, o) => commands.registryImport(d, o)));
+  registryCmd
+    .command('migrate')
+    .description('copy every record from one registry to the other (idempotent)')
+    .requiredOption('--to <registry>', 'local or firestore', registryKind)
+    .option('--from <registry>', 'local or firestore (default: the other one)', registryKind)
+    .action(run((d, o) => commands.registryMigrate(d, o)));
   program
     .command('doctor')
     .description('check Node, the Docker engine, the base image, the port range and the registry')

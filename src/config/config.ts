@@ -59,6 +59,16 @@ export const configFileSchema = z
       .object({ url: z.string().url().optional(), apiKey: z.string().min(1).optional(), timeoutMs: z.number().int().min(100).optional(), retries: z.number().int().min(0).max(10).optional() })
       .strict()
       .optional(),
+    /** The Firestore registry (registry: firestore). */
+    firestore: z
+      .object({
+        projectId: z.string().min(1).optional(),
+        collectionPrefix: z.string().regex(/^[A-Za-z0-9_-]*$/, 'letters, digits, _ and - only').optional(),
+        databaseId: z.string().min(1).optional(),
+        timeoutMs: z.number().int().min(100).optional(),
+      })
+      .strict()
+      .optional(),
     /** A router (nginx/traefik) in front of the agents: cards then advertise <url>/agents/<slug>. */
     router: z.object({ url: z.string().url() }).strict().optional(),
   })
@@ -82,6 +92,8 @@ export interface Config {
   marketplace: { url: string | undefined; apiKey: string | undefined; timeoutMs: number; retries: number };
   /** Public base URL of a router in front of the agents, if any. */
   routerUrl: string | undefined;
+  /** Firestore registry settings; projectId is required when registry is firestore. */
+  firestore: { projectId: string | undefined; collectionPrefix: string; databaseId: string | undefined; timeoutMs: number };
 }
 
 export const DEFAULTS = {
@@ -104,7 +116,8 @@ type Env = Record<string, string | undefined>;
  * Merge a parsed nexus.yaml with the environment (environment wins) and defaults. Pure.
  * Environment: NEXUS_PROJECT, NEXUS_REGISTRY, NEXUS_PORT_RANGE ("8081-8180"), NEXUS_BIND_ADDRESS, NEXUS_BASE_IMAGE
  * (or BASE_IMAGE), NEXUS_OFFLINE (auto|always|never), NEXUS_IMAGE_TAG, MARKETPLACE_URL,
- * MARKETPLACE_API_KEY, NEXUS_ROUTER_URL.
+ * MARKETPLACE_API_KEY, NEXUS_ROUTER_URL, GOOGLE_CLOUD_PROJECT, NEXUS_FIRESTORE_PREFIX,
+ * NEXUS_FIRESTORE_TIMEOUT_MS (FIRESTORE_EMULATOR_HOST is read by the Firestore client itself).
  * @throws AppError CONFIG_INVALID naming the bad field.
  */
 export function resolveConfig(workspace: string, file: unknown, env: Env): Config {
@@ -164,6 +177,12 @@ export function resolveConfig(workspace: string, file: unknown, env: Env): Confi
       retries: f.marketplace?.retries ?? 4,
     },
     routerUrl: (env.NEXUS_ROUTER_URL ?? f.router?.url)?.replace(/\/+$/, ''),
+    firestore: {
+      projectId: f.firestore?.projectId ?? env.GOOGLE_CLOUD_PROJECT ?? env.GCLOUD_PROJECT,
+      collectionPrefix: env.NEXUS_FIRESTORE_PREFIX ?? f.firestore?.collectionPrefix ?? 'nexus_',
+      databaseId: f.firestore?.databaseId,
+      timeoutMs: Number(env.NEXUS_FIRESTORE_TIMEOUT_MS ?? f.firestore?.timeoutMs ?? 10_000),
+    },
   };
 }
 

@@ -1,15 +1,28 @@
 import type { Config } from '../config/config.js';
 import { AppError } from '../errors.js';
+import { agentUrl } from '../fleet/context.js';
+import { FirestoreRegistry } from './firestore.js';
 import { LocalRegistry } from './local.js';
 import type { Registry } from './registry.js';
 
 /**
- * Open the registry the configuration names.
- * @throws AppError CONFIG_INVALID for a backend not available in this build.
+ * Open the registry the configuration names: `local` (.nexus/registry.json) or `firestore`.
+ * @throws AppError CONFIG_INVALID naming what to set (project id, credentials).
  */
-export function openRegistry(config: Config): Registry {
-  if (config.registry === 'local') return new LocalRegistry(config.workspace);
-  throw new AppError('CONFIG_INVALID', `registry '${config.registry}' is not available yet`, {
-    hint: 'set registry: local in nexus.yaml (or unset NEXUS_REGISTRY)',
+export function openRegistry(config: Config, kind: 'local' | 'firestore' = config.registry, env: Record<string, string | undefined> = process.env): Registry {
+  if (kind === 'local') return new LocalRegistry(config.workspace);
+  const f = config.firestore;
+  if (!f.projectId) {
+    throw new AppError('CONFIG_INVALID', 'the firestore registry needs a Google Cloud project id', {
+      hint: 'set GOOGLE_CLOUD_PROJECT (or firestore.projectId in nexus.yaml)',
+    });
+  }
+  return new FirestoreRegistry({
+    projectId: f.projectId,
+    collectionPrefix: f.collectionPrefix,
+    databaseId: f.databaseId,
+    timeoutMs: f.timeoutMs,
+    endpointOf: (port) => agentUrl(config, port),
+    env,
   });
 }

@@ -1,0 +1,90 @@
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { AppError, messageOf } from '../errors.js';
+import type { AgentRecord, Registry } from '../registry/registry.js';
+
+/** The JSON document `registry export` writes and `registry import` reads (version 1). */
+export interface RegistryExport {
+  version: 1;
+  registry: 'local' | 'firestore';
+  exportedAt: string;
+  agents: AgentRecord[];
+}
+
+const exportSchema = z.object({
+  version: z.literal(1),
+  registry: z.enum(['local', 'firestore']),
+  exportedAt: z.string(),
+  agents: z.array(
+    z
+      .object({ name: z.string(), slug: z.string(), port: z.number().int(), capabilities: z.array(z.string()) })
+      .passthrough(),
+  ),
+});
+
+/** Every record of a registry, as a portable document. */
+export async function exportRegistry(registry: Registry): Promise<RegistryExport> {
+  return { version: 1, registry: registry.kind, exportedAt: new Date().toISOString(), agents: await registry.list() };
+}
+
+/** Read and check an export file. @throws AppError USAGE when unreadable or of another shape. */
+export async function readExport(path: string): Promise<RegistryExport> {
+  let data: unknown;
+  try {
+    data = JSON.parse(await readFile(path, 'utf8'));
+  } catch (err) {
+    throw new AppError('USAGE', `cannot read ${path}: ${messageOf(err)}`, { hint: "pass a file written by 'agent registry export'" });
+  }
+  const parsed = exportSchema.safeParse(data);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!;
+    throw new AppError('USAGE', `${path} is not a registry export: ${i.path.join('.')}: ${i.message}`, { hint: "pass a file written by 'agent registry export'" });
+  }
+  return parsed.data as unknown as RegistryExport;
+}
+
+export interface TransferResult {
+  /** Records written to the target. */
+  copied: string[];
+  /** Records left alone, with why (already there, or its port is held by another agent there). */
+  skipped: { slug: string; reason: string }[];
+}
+
+/**
+ * Copy records into `target`, keeping each one's port, state, image, tools and marketplace
+ * listing. Idempotent: a slug already in the target is skipped, so re-running copies nothing
+ * twice. The host-port check is off: the port already belongs to this agent (its container may
+ * be holding it right now).
+ */
+export async function importRecords(target: Registry, records: readonly AgentRecord[]): Promise<TransferResult> {
+  const result: TransferResult = { copied: [], skipped: [] };
+  for (const rec of records) {
+    const existing = await target.get(rec.slug);
+    if (existing) {
+      result.skipped.push({ slug: rec.slug, reason: existing.port === rec.port ? 'already there' : `already there with port ${existing.port}` });
+      continue;
+    }
+    try {
+      await target.create(
+        { name: rec.name, slug: rec.slug, description: rec.description, capabilities: rec.capabilities, category: rec.category, model: rec.model, version: rec.version },
+        { range: { from: rec.port, to: rec.port }, requested: rec.port, isHostPortFree: async () => true },
+      );
+    } catch (err) {
+      if (err instanceof AppError && (err.code === 'PORT_IN_USE' || err.code === 'NAME_TAKEN')) {
+        result.skipped.push({ slug: rec.slug, reason: err.message });
+        continue;
+      }
+      throw err;
+    }
+    await target.update(rec.slug, {
+      desired: rec.desired,
+      status: rec.status,
+      image: rec.image,
+      tools: rec.tools,
+      marketplace: rec.marketplace,
+      lastError: rec.lastError,
+    });
+    result.copied.push(rec.slug);
+  }
+  return result;
+}
