@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --agents 20 --rounds 3]
+ * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only (print, no file)]
  *
  * Measures, in one run on this machine, for N agents on the same (already built) images:
  *  1. `agent start-all` from no containers to all healthy (the real CLI, as a user runs it);
@@ -7,7 +7,8 @@
  *     port bindings, healthcheck), waiting for the same health (GET /health = 200 on every port);
  *  3. a sequential `docker run -d` loop, waiting for the same health;
  *  4. idle memory per agent container (docker stats: usage minus inactive file cache);
- *  5. the bytes an agent image adds over the base image.
+ *  5. the bytes an agent image adds over the base image;
+ *  6. the registry: create + list of 100 records, local file vs Firestore (emulator).
  * Rounds are interleaved and the median is reported. Results go to BENCHMARKS.md.
  * Only loopback traffic; every container, image and file it makes is removed at the end.
  */
@@ -27,6 +28,9 @@ import { probeHealth } from '../src/fleet/health.js';
 import { buildAgents, createAgent } from '../src/fleet/manager.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { LocalRegistry } from '../src/registry/local.js';
+import { FirestoreRegistry } from '../src/registry/firestore.js';
+import type { Registry } from '../src/registry/registry.js';
+import { FirestoreServer } from '@firestore-emulator/server';
 
 const run = promisify(execFile);
 const args = process.argv.slice(2);
@@ -73,6 +77,50 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t = performance.now();
   await fn();
   return performance.now() - t;
+}
+
+/** create N records then list them N times; returns operations per second of each phase. */
+async function registryOps(reg: Registry, n: number): Promise<{ create: number; list: number }> {
+  const free = async () => true;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    await reg.create(
+      { name: `R${i}`, slug: `r${i}`, description: 'bench', capabilities: ['data'], category: 'data', model: 'none', version: '1' },
+      { range: { from: 20000, to: 20000 + n - 1 }, isHostPortFree: free },
+    );
+  }
+  const t1 = performance.now();
+  for (let i = 0; i < n; i++) if ((await reg.list()).length !== n) throw new Error('list lost records');
+  const t2 = performance.now();
+  return { create: (n * 1000) / (t1 - t0), list: (n * 1000) / (t2 - t1) };
+}
+
+async function registryBench(n: number): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'nexus-bench-reg-'));
+  const emulator = new FirestoreServer();
+  const port = 28000 + Math.floor(Math.random() * 1000);
+  await emulator.start(port);
+  process.env.FIRESTORE_EMULATOR_HOST = `127.0.0.1:${port}`;
+  try {
+    const local = await registryOps(new LocalRegistry(dir), n);
+    const fsReg = new FirestoreRegistry({ projectId: 'demo-bench', timeoutMs: 60_000 });
+    const remote = await registryOps(fsReg, n);
+    await fsReg.close();
+    const row = (what: string, l: number, f: number) => `| ${what} | ${l.toFixed(0)} ops/s | ${f.toFixed(0)} ops/s | ${(l / f).toFixed(1)}x |`;
+    return `## Registry: ${n} creates, then ${n} lists of all ${n} records
+
+One process, sequential calls. Firestore is \`@firestore-emulator/server\` in the same process over
+gRPC on loopback: real Firestore adds network round trips on top.
+
+| operation | local (.nexus/registry.json) | firestore (emulator) | local / firestore |
+| --- | --- | --- | --- |
+${row('create (port reserved in the same atomic step)', local.create, remote.create)}
+${row(`list (${n} records)`, local.list, remote.list)}
+`;
+  } finally {
+    delete process.env.FIRESTORE_EMULATOR_HOST;
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 async function main(): Promise<void> {
@@ -245,8 +293,10 @@ process in the container (about 45 MB and 0.09 s of CPU; there is no shell or cu
 
 Target: under 2 MB added: ${verdict(addedBytes < 2e6)}.
 `;
-    await writeFile(join(PACKAGE_ROOT, 'BENCHMARKS.md'), md);
-    console.log(md);
+    console.error('bench: registry');
+    const regMd = await registryBench(opt('records', 100));
+    await writeFile(join(PACKAGE_ROOT, 'BENCHMARKS.md'), `${md}\n${regMd}`);
+    console.log(md + '\n' + regMd);
   } finally {
     await removeContainers([wsLabel]).catch(() => undefined);
     await removeContainers(['dev.nexus-delta.bench=true']).catch(() => undefined);
@@ -257,4 +307,5 @@ Target: under 2 MB added: ${verdict(addedBytes < 2e6)}.
   }
 }
 
-await main();
+if (args.includes('--registry-only')) console.log(await registryBench(opt('records', 100)));
+else await main();
