@@ -85,7 +85,11 @@ export async function createAgent(deps: FleetDeps, opts: CreateOptions): Promise
   return { agent: record, path: dir, tools: plan.tools, url: agentUrl(config, record.port) };
 }
 
-async function resolveTargets(deps: FleetDeps, names: string[] | 'all'): Promise<AgentRecord[]> {
+/**
+ * The records named (by name or slug), in the order given, or all of them.
+ * @throws AppError AGENT_NOT_FOUND for a name the registry does not hold.
+ */
+export async function resolveTargets(deps: FleetDeps, names: string[] | 'all'): Promise<AgentRecord[]> {
   const all = await deps.registry.list();
   if (names === 'all') return all;
   return names.map((n) => {

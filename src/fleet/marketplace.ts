@@ -2,11 +2,10 @@ import pLimit from 'p-limit';
 import { AppError, messageOf } from '../errors.js';
 import { a2aCard, cardHash, listingKey, marketplaceCard, type MarketplaceCard } from '../marketplace/cards.js';
 import { MarketplaceClient, type MarketplaceClientOptions } from '../marketplace/client.js';
-import { notFound } from '../registry/local.js';
 import type { AgentRecord } from '../registry/registry.js';
-import { validateAgentName } from '../names.js';
 import { agentUrl, workspaceId, type FleetDeps } from './context.js';
 import { probeHealth } from './health.js';
+import { resolveTargets as targets } from './manager.js';
 
 /** The URL a card advertises: the router's /agents/<slug> when configured, else the port binding. */
 export function advertisedEndpoint(deps: FleetDeps, rec: AgentRecord): string {
@@ -22,22 +21,6 @@ export function marketplaceClient(deps: FleetDeps, extra: Partial<MarketplaceCli
   if (!m.url) throw new AppError('CONFIG_INVALID', 'no marketplace configured', { hint: 'set MARKETPLACE_URL (or marketplace.url in nexus.yaml)' });
   if (!m.apiKey) throw new AppError('CONFIG_INVALID', 'no marketplace API key', { hint: 'set MARKETPLACE_API_KEY in the environment' });
   return new MarketplaceClient({ baseUrl: m.url, apiKey: m.apiKey, timeoutMs: m.timeoutMs, retries: m.retries, ...extra });
-}
-
-async function targets(deps: FleetDeps, names: string[] | 'all'): Promise<AgentRecord[]> {
-  const all = await deps.registry.list();
-  if (names === 'all') return all;
-  return names.map((n) => {
-    let slug = n;
-    try {
-      slug = validateAgentName(n);
-    } catch {
-      /* look it up as given */
-    }
-    const r = all.find((a) => a.slug === slug || a.name === n);
-    if (!r) throw notFound(n);
-    return r;
-  });
 }
 
 export interface RegisterOutcome {
