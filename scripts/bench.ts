@@ -118,6 +118,7 @@ ${row('create (port reserved in the same atomic step)', local.create, remote.cre
 ${row(`list (${n} records)`, local.list, remote.list)}
 `;
   } finally {
+    emulator.stop();
     delete process.env.FIRESTORE_EMULATOR_HOST;
     await rm(dir, { recursive: true, force: true });
   }
@@ -264,7 +265,6 @@ Median of ${ROUNDS} interleaved rounds. Every run starts from no containers with
 | \`npm run agent -- start-all\` (CLI process start included) | ${fmt(sa)} | ${results.startAll.map(fmt).join(', ')} | **${(sa / dc).toFixed(2)}x** |
 | \`docker-compose up -d\` of an equivalent file | ${fmt(dc)} | ${results.compose.map(fmt).join(', ')} | 1.00x |
 | sequential \`docker run -d\` loop | ${fmt(dr)} | ${results.dockerRun.map(fmt).join(', ')} | ${(dr / dc).toFixed(2)}x |
-
 | engine floor: create + start of the ${N} containers, all requests at once, no health wait | ${fmt(fl)} | ${results.floor.map(fmt).join(', ')} | ${(fl / dc).toFixed(2)}x |
 
 Target: start-all at most 0.8x the time of docker-compose up: ${verdict(sa / dc <= 0.8)}.
@@ -309,3 +309,5 @@ Target: under 2 MB added: ${verdict(addedBytes < 2e6)}.
 
 if (args.includes('--registry-only')) console.log(await registryBench(opt('records', 100)));
 else await main();
+// nothing else to wait for (gRPC channels can linger after their apps are deleted)
+process.exit(0);

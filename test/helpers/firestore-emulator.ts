@@ -23,7 +23,7 @@ export async function startFirestoreEmulator(): Promise<{ host: string; stop: ()
   return {
     host,
     stop: async () => {
-      await (server as unknown as { stop?: () => Promise<void> }).stop?.();
+      server.stop();
     },
   };
 }
