@@ -5,6 +5,8 @@ import { runDoctor } from '../fleet/doctor.js';
 import { agentCards, registerAgents, unregisterAgents } from '../fleet/marketplace.js';
 import { exportRegistry, importRecords, readExport } from '../fleet/registry-transfer.js';
 import { openRegistry } from '../registry/open.js';
+import { writeCompose, writeNginxRoutes, writeTraefikRoutes } from '../fleet/production.js';
+import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import {
   agentLogs,
@@ -177,6 +179,20 @@ export const commands = {
       if (source !== deps.registry) await source.close();
       if (target !== deps.registry) await target.close();
     }
+  },
+
+  async compose(deps: FleetDeps, o: { output?: string; router?: 'nginx' | 'traefik' | 'none'; routerPort?: number; routerImage?: string; registry?: string }) {
+    const r = await writeCompose(deps, o);
+    return { data: r, human: `wrote ${r.files.join(', ')} (${r.agents} agents behind ${r.router})\nrun: docker-compose -p nexus -f ${r.files[0]} up -d` };
+  },
+
+  async routes(deps: FleetDeps, o: { nginx?: boolean; traefik?: boolean; outputDir?: string; routerPort?: number; registry?: string }) {
+    if (!o.nginx && !o.traefik) throw new AppError('USAGE', 'routes needs --nginx or --traefik', { hint: 'agent routes --nginx' });
+    const files: string[] = [];
+    const base = o.outputDir ?? deps.config.workspace;
+    if (o.nginx) files.push(...(await writeNginxRoutes(deps, o.outputDir ?? join(base, 'nginx'), o)));
+    if (o.traefik) files.push(...(await writeTraefikRoutes(deps, join(o.outputDir ?? join(base, 'traefik'), 'nexus-agents.yml'), o)));
+    return { data: { files }, human: `wrote ${files.join(', ')}` };
   },
 
   async doctor(deps: FleetDeps) {

@@ -165,6 +165,23 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .description('print agent cards: the marketplace card and the A2A AgentCard')
     .option('--name <name...>', 'only these agents')
     .action(run((d, o) => commands.cards(d, o)));
+  program
+    .command('compose')
+    .description('write docker-compose-agents.yml: every agent behind a router (nginx by default)')
+    .option('--output <file>', 'compose file to write', 'docker-compose-agents.yml')
+    .addOption(new Option('--router <kind>', 'router in front of the agents').choices(['nginx', 'traefik', 'none']).default('nginx'))
+    .option('--router-port <port>', 'host port the router publishes', parsePort, 8088)
+    .option('--router-image <image>', 'router image (default nginx:1.27-alpine / traefik:v3.1)')
+    .option('--registry <host[:port]>', 'qualify agent images with this container registry')
+    .action(run((d, o) => commands.compose(d, o)));
+  program
+    .command('routes')
+    .description('write router configuration: nginx (conf.d + agents index) and/or traefik (file provider)')
+    .option('--nginx', 'nginx server block and /.well-known/agents.json')
+    .option('--traefik', 'traefik dynamic configuration')
+    .option('--output-dir <dir>', 'where to write (default: nginx/ and traefik/ in the workspace)')
+    .option('--router-port <port>', 'host port the router publishes (for the public URLs)', parsePort, 8088)
+    .action(run((d, o) => commands.routes(d, o)));
   const registryCmd = program.command('registry').description('move agent records between registries (local, firestore)');
   const registryKind = (v: string) => {
     if (v !== 'local' && v !== 'firestore') throw new InvalidArgumentError('must be local or firestore');

@@ -83,6 +83,25 @@ describe('agent CLI: create and bad input', () => {
     expect(r.stderr).toMatch(/hint: start Docker/);
   });
 
+  it('compose and routes write files that docker-compose, nginx and the traefik schema accept', async () => {
+    const c = await cli('compose', '--json');
+    expect(c.exitCode, c.stderr).toBe(0);
+    const files = JSON.parse(c.stdout).files as string[];
+    expect(files.map((f) => f.slice(ws.dir.length + 1))).toEqual(['docker-compose-agents.yml', 'nginx/nexus-agents.conf', 'nginx/agents.json']);
+    const { execFile } = await import('node:child_process');
+    const cfg = await new Promise<{ code: number; out: string }>((resolve) =>
+      execFile('docker-compose', ['-f', files[0]!, 'config', '--services'], (err, out) => resolve({ code: err ? 1 : 0, out })),
+    );
+    expect(cfg).toEqual({ code: 0, out: 'data-agent\nrouter\n' });
+    const t = await cli('routes', '--traefik', '--json');
+    expect(t.exitCode).toBe(0);
+    const yamlText = await readFile(JSON.parse(t.stdout).files[0], 'utf8');
+    const { validateTraefik } = await import('../helpers/schemas.js');
+    const { default: yaml } = await import('js-yaml');
+    expect(validateTraefik(yaml.load(yamlText))).toEqual([]);
+    expect((await cli('routes')).exitCode).toBe(2);
+  });
+
   it('remove of an unknown agent exits 3', async () => {
     const r = await cli('remove', '--name', 'Ghost');
     expect(r.exitCode).toBe(3);

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Ajv as AjvDraft07 } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import AjvDraft04Module from 'ajv-draft-04';
 import addFormatsModule from 'ajv-formats';
@@ -47,5 +48,19 @@ export function validateOpenApi30(doc: unknown): string[] {
   const ajv = new AjvDraft04({ strict: false, allErrors: true });
   addFormats(ajv);
   const validate = ajv.compile(load('openapi-3.0.json'));
+  return validate(doc) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`);
+}
+
+/** Validate a Compose document against compose-spec.json (draft-07 under the https id). */
+export function validateCompose(doc: unknown): string[] {
+  const ajv = new AjvDraft07({ strict: false, allErrors: true, validateSchema: false });
+  const validate = ajv.compile(load('compose-spec.json'));
+  return validate(doc) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`);
+}
+
+/** Validate a Traefik v3 dynamic configuration (file provider) against its schema (strict). */
+export function validateTraefik(doc: unknown): string[] {
+  const ajv = new AjvDraft07({ strict: true, allErrors: true });
+  const validate = ajv.compile(load('traefik-file-provider.json'));
   return validate(doc) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`);
 }

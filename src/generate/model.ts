@@ -1,0 +1,59 @@
+import type { Config } from '../config/config.js';
+import { agentImageRef } from '../names.js';
+import type { AgentRecord } from '../registry/registry.js';
+import { CONTAINER_PORT } from '../fleet/containers.js';
+
+/** What the production generators need of one agent. Pure data, no I/O. */
+export interface AgentTarget {
+  name: string;
+  slug: string;
+  description: string;
+  version: string;
+  capabilities: string[];
+  tools: { name: string; description: string }[];
+  /** Image reference, registry-qualified when a registry prefix is given. */
+  image: string;
+  /** Path prefix the router serves the agent under: /agents/<slug>. */
+  path: string;
+  /** Whether agents/<slug>/.env exists: it is then referenced (env_file), never inlined. */
+  envFile: boolean;
+}
+
+/** Shared settings of the generated files. */
+export interface ProductionOptions {
+  /** Compose network the agents and the router share. */
+  network: string;
+  /** Host address and port the router publishes. */
+  routerBind: { address: string; port: number };
+  /** Public base URL of the router (cards' api_endpoint), e.g. http://127.0.0.1:8088. */
+  publicUrl: string;
+  /** Registry prefix for images (e.g. localhost:5000/), or '' for local images. */
+  registryPrefix: string;
+  /** Body limit in bytes the router enforces (the agents enforce the same). */
+  bodyLimitBytes: number;
+}
+
+export const DEFAULT_PRODUCTION: ProductionOptions = {
+  network: 'nexus-agents',
+  routerBind: { address: '127.0.0.1', port: 8088 },
+  publicUrl: 'http://127.0.0.1:8088',
+  registryPrefix: '',
+  bodyLimitBytes: 1024 * 1024,
+};
+
+export const AGENT_PORT = CONTAINER_PORT;
+
+/** Records -> generator input (pure). `hasEnvFile` tells which agents have an agents/<slug>/.env. */
+export function agentTargets(config: Config, records: readonly AgentRecord[], opts: ProductionOptions, hasEnvFile: (slug: string) => boolean = () => false): AgentTarget[] {
+  return records.map((r) => ({
+    name: r.name,
+    slug: r.slug,
+    description: r.description,
+    version: r.version,
+    capabilities: r.capabilities,
+    tools: (r.tools ?? []).map((t) => ({ name: t.name, description: t.description })),
+    image: `${opts.registryPrefix}${agentImageRef(r.slug, config.images.tag, config.project)}`,
+    path: `/agents/${r.slug}`,
+    envFile: hasEnvFile(r.slug),
+  }));
+}
