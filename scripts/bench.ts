@@ -149,7 +149,7 @@ async function main(): Promise<void> {
         ports: [`127.0.0.1:${r.port}:8080`],
         user: s.user,
         read_only: true,
-        tmpfs: ['/tmp:rw,noexec,nosuid,nodev,size=16m'],
+        tmpfs: ['/tmp:rw,noexec,nosuid,nodev,size=16m,mode=1777'],
         cap_drop: ['ALL'],
         security_opt: ['no-new-privileges:true'],
         mem_limit: `${s.memoryMiB}m`,
@@ -191,7 +191,7 @@ async function main(): Promise<void> {
           for (const r of records) {
             await run('docker', [
               'run', '-d', '--name', `nexus-bench-run-${r.slug}`, '--label', 'dev.nexus-delta.bench=true',
-              '-p', `127.0.0.1:${r.port}:8080`, '--user', '1000:1000', '--read-only', '--tmpfs', '/tmp:rw,noexec,nosuid,nodev,size=16m',
+              '-p', `127.0.0.1:${r.port}:8080`, '--user', '1000:1000', '--read-only', '--tmpfs', '/tmp:rw,noexec,nosuid,nodev,size=16m,mode=1777',
               '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges:true', '--memory', '128m', '--cpus', '0.5',
               '--pids-limit', '128', '--init', '--restart', 'unless-stopped', r.image!.ref,
             ]);

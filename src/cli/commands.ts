@@ -181,7 +181,7 @@ export const commands = {
     }
   },
 
-  async compose(deps: FleetDeps, o: { output?: string; router?: 'nginx' | 'traefik' | 'none'; routerPort?: number; routerImage?: string; registry?: string }) {
+  async compose(deps: FleetDeps, o: { output?: string; router?: 'nginx' | 'traefik' | 'none'; routerPort?: number; routerImage?: string; registry?: string; network?: string; offlineRouter?: boolean }) {
     const r = await writeCompose(deps, o);
     return { data: r, human: `wrote ${r.files.join(', ')} (${r.agents} agents behind ${r.router})\nrun: docker-compose -p nexus -f ${r.files[0]} up -d` };
   },

@@ -173,6 +173,8 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .option('--router-port <port>', 'host port the router publishes', parsePort, 8088)
     .option('--router-image <image>', 'router image (default nginx:1.27-alpine / traefik:v3.1)')
     .option('--registry <host[:port]>', 'qualify agent images with this container registry')
+    .option('--network <name>', 'compose network of the agents and the router', 'nexus-agents')
+    .option('--offline-router', "build the nginx router image from this host's nginx (no registry needed)")
     .action(run((d, o) => commands.compose(d, o)));
   program
     .command('routes')

@@ -36,19 +36,23 @@ export function parseLdd(output: string): string[] {
 }
 
 /**
- * Lay out a minimal root filesystem running `nodeBinary`: /usr/local/bin/node, the libraries ldd
- * names (at the same paths, symlinks resolved), /etc/passwd and /etc/group with a `node` user
- * (uid 1000), and a world-writable /tmp. Returns the folder.
+ * Lay out a minimal root filesystem running one host binary: the binary at `dest`, the
+ * libraries ldd names (at the same paths, symlinks resolved), extra files, /etc/passwd and
+ * /etc/group with a `node` user (uid 1000), and a world-writable /tmp. Returns the folder.
  */
-export async function layoutNodeRootfs(nodeBinary: string, dir: string): Promise<string> {
-  const bin = await realpath(nodeBinary);
+export async function layoutBinaryRootfs(binary: string, dest: string, dir: string, extra: Record<string, string> = {}): Promise<string> {
+  const bin = await realpath(binary);
   const { stdout } = await run('ldd', [bin]);
   const libs = parseLdd(stdout);
-  await mkdir(join(dir, 'usr/local/bin'), { recursive: true });
-  await copyFile(bin, join(dir, 'usr/local/bin/node'));
+  await mkdir(join(dir, dirname(dest)), { recursive: true });
+  await copyFile(bin, join(dir, dest));
   for (const lib of libs) {
     await mkdir(join(dir, dirname(lib)), { recursive: true });
     await copyFile(await realpath(lib), join(dir, lib));
+  }
+  for (const [path, content] of Object.entries(extra)) {
+    await mkdir(join(dir, dirname(path)), { recursive: true });
+    await writeFile(join(dir, path), content);
   }
   await mkdir(join(dir, 'etc'), { recursive: true });
   await writeFile(join(dir, 'etc/passwd'), `root:x:0:0:root:/root:/sbin/nologin\nnode:x:${AGENT_UID}:${AGENT_UID}:node:/home/node:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n`);
@@ -57,13 +61,37 @@ export async function layoutNodeRootfs(nodeBinary: string, dir: string): Promise
   await mkdir(join(dir, 'tmp'), { recursive: true });
   await chmod(join(dir, 'tmp'), 0o1777);
   await mkdir(join(dir, 'home/node'), { recursive: true });
-  log.debug({ node: bin, libs: libs.length }, 'rootfs laid out');
+  log.debug({ binary: bin, libs: libs.length }, 'rootfs laid out');
   return dir;
 }
 
-/** The host's Node version without the "v", e.g. 20.20.2 (the offline image's tag). */
+/** The rootfs of the offline Node image: the host's node at /usr/local/bin/node. */
+export function layoutNodeRootfs(nodeBinary: string, dir: string): Promise<string> {
+  return layoutBinaryRootfs(nodeBinary, 'usr/local/bin/node', dir);
+}
+
+/**
+ * Import a rootfs folder as an image (`docker import`) with Dockerfile-style `changes`
+ * (ENV, USER, CMD, EXPOSE). Files are owned by root inside the image.
+ */
+export async function importRootfs(engine: Engine, dir: string, ref: string, changes: string[]): Promise<ImageInfo> {
+  // umask 0: keep the modes as laid out (tar-fs applies the process umask by default, which
+  // turned /tmp from 1777 into 1755 and left it unwritable for the non-root user)
+  const stream = tar.pack(dir, { umask: 0, map: (h) => ({ ...h, uid: 0, gid: 0, uname: 'root', gname: 'root' }) } as tar.PackOptions);
+  return engine.importImage(stream as unknown as Readable, ref, changes);
+}
+
+/** Revision of the offline images' layout: bump it when the rootfs changes, so cached images are rebuilt. */
+export const ROOTFS_REVISION = 'r2';
+
+/** The host's Node version without the "v", e.g. 20.20.2. */
 export function hostNodeVersion(): string {
   return process.versions.node;
+}
+
+/** The offline Node image's tag: the host's Node version and the layout revision, e.g. 20.20.2-r2. */
+export function hostNodeImageTag(): string {
+  return `${hostNodeVersion()}-${ROOTFS_REVISION}`;
 }
 
 /**
@@ -77,8 +105,7 @@ export async function ensureHostNodeImage(engine: Engine, ref: string, nodeBinar
   const dir = await mkdtemp(join(tmpdir(), 'nexus-rootfs-'));
   try {
     await layoutNodeRootfs(nodeBinary, dir);
-    const stream = tar.pack(dir, { map: (h) => ({ ...h, uid: 0, gid: 0, uname: 'root', gname: 'root' }) });
-    return await engine.importImage(stream as unknown as Readable, ref, ['ENV PATH=/usr/local/bin:/usr/bin:/bin', `USER ${AGENT_UID}:${AGENT_UID}`]);
+    return await importRootfs(engine, dir, ref, ['ENV PATH=/usr/local/bin:/usr/bin:/bin', `USER ${AGENT_UID}:${AGENT_UID}`]);
   } catch (err) {
     if (err instanceof AppError && err.code === 'ENGINE_UNREACHABLE') throw err;
     throw new AppError('BASE_IMAGE_FAILED', `cannot build the offline Node image ${ref} from ${nodeBinary}: ${messageOf(err)}`, {

@@ -36,7 +36,7 @@ export function agentContainerSpec(config: Config, record: AgentRecord, image: {
     hostPort: { address: config.ports.bindAddress, port: record.port },
     user: `${AGENT_UID}:${AGENT_UID}`,
     readOnlyRootfs: true,
-    tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=16m' },
+    tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=16m,mode=1777' },
     capDrop: ['ALL'],
     securityOpt: ['no-new-privileges:true'],
     memoryMiB: config.resources.memoryMiB,

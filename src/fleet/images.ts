@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppError, messageOf } from '../errors.js';
 import { LABEL } from '../engine/labels.js';
-import { ensureHostNodeImage, hostNodeVersion } from '../engine/rootfs.js';
+import { ensureHostNodeImage, hostNodeImageTag, hostNodeVersion } from '../engine/rootfs.js';
 import type { ImageInfo } from '../engine/engine.js';
 import { agentImageRef, baseImageRef, HOST_NODE_IMAGE_REPO } from '../names.js';
 import { agentDir, DOCKERFILE_AGENT, RUNTIME_IMAGE_FILES } from '../paths.js';
@@ -47,7 +47,7 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
 async function resolveFromImage(deps: FleetDeps): Promise<string> {
   const { engine, config } = deps;
   const wanted = config.images.base;
-  const hostRef = `${HOST_NODE_IMAGE_REPO}:${hostNodeVersion()}`;
+  const hostRef = `${HOST_NODE_IMAGE_REPO}:${hostNodeImageTag()}`;
   if (config.images.offline !== 'always') {
     if (await engine.inspectImage(wanted)) return wanted;
     try {

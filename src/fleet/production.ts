@@ -9,6 +9,7 @@ import { agentIndex, nginxConfig } from '../generate/nginx.js';
 import { traefikDynamicConfig } from '../generate/traefik.js';
 import { agentDir } from '../paths.js';
 import type { FleetDeps } from './context.js';
+import { ensureOfflineRouterImage } from '../engine/router-image.js';
 
 /** Router images used by default (pulled by the production host). */
 export const ROUTER_IMAGES: Record<Exclude<RouterKind, 'none'>, string> = { nginx: 'nginx:1.27-alpine', traefik: 'traefik:v3.1' };
@@ -19,6 +20,8 @@ export interface ProductionFlags {
   routerAddress?: string | undefined;
   /** Registry host[:port] to qualify image names with, e.g. localhost:5000. */
   registry?: string | undefined;
+  /** Compose network shared by the agents and the router (default nexus-agents). */
+  network?: string | undefined;
 }
 
 /** Generator options from config + flags: the router's public URL is router.url, else its binding. */
@@ -26,6 +29,7 @@ export function productionOptions(deps: FleetDeps, f: ProductionFlags): Producti
   const routerBind = { address: f.routerAddress ?? DEFAULT_PRODUCTION.routerBind.address, port: f.routerPort ?? DEFAULT_PRODUCTION.routerBind.port };
   return {
     ...DEFAULT_PRODUCTION,
+    ...(f.network ? { network: f.network } : {}),
     routerBind,
     publicUrl: deps.config.routerUrl ?? `http://${routerBind.address === '0.0.0.0' ? '127.0.0.1' : routerBind.address}:${routerBind.port}`,
     registryPrefix: f.registry ? `${f.registry.replace(/\/+$/, '')}/` : '',
@@ -65,8 +69,12 @@ export async function writeTraefikRoutes(deps: FleetDeps, file: string, f: Produ
  * router, plus the router's files the compose file mounts (nginx/). Paths are relative to the
  * workspace, where the compose file is written by default.
  */
-export async function writeCompose(deps: FleetDeps, opts: ProductionFlags & { output?: string; router?: RouterKind; routerImage?: string }): Promise<{ files: string[]; agents: number; router: RouterKind }> {
+export async function writeCompose(
+  deps: FleetDeps,
+  opts: ProductionFlags & { output?: string; router?: RouterKind; routerImage?: string; offlineRouter?: boolean },
+): Promise<{ files: string[]; agents: number; router: RouterKind; routerImage?: string }> {
   const router = opts.router ?? 'nginx';
+  if (opts.offlineRouter && router === 'nginx') opts = { ...opts, routerImage: (await ensureOfflineRouterImage(deps.engine)).tags[0]! };
   const o = productionOptions(deps, opts);
   const targets = await targetsOf(deps, o);
   const output = resolve(deps.config.workspace, opts.output ?? 'docker-compose-agents.yml');
@@ -74,5 +82,5 @@ export async function writeCompose(deps: FleetDeps, opts: ProductionFlags & { ou
   await writeText(output, HEADER + yaml.dump(doc, { lineWidth: 200, noRefs: true }));
   const files = [output];
   if (router === 'nginx') files.push(...(await writeNginxRoutes(deps, join(dirname(output), 'nginx'), opts)));
-  return { files, agents: targets.length, router };
+  return { files, agents: targets.length, router, ...(router !== 'none' ? { routerImage: opts.routerImage ?? ROUTER_IMAGES[router] } : {}) };
 }

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
 import { Ajv, type ValidateFunction, type ErrorObject } from 'ajv';
 import { Counter, Histogram, Registry as MetricsRegistry, collectDefaultMetrics, Gauge } from 'prom-client';
@@ -126,11 +127,14 @@ export async function buildServer(agent: AgentDefinition, opts: ServerOptions = 
     reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.url}` } });
   });
 
+  const instance = hostname();
   app.get('/health', async () => ({
     status: 'healthy',
     agent: agent.name,
     version: agent.version,
     uptime_s: Math.round((Date.now() - startedAt) / 1000),
+    // which replica answered (the container's hostname): shows load balancing behind a router
+    instance,
   }));
 
   app.get('/tools', async () => ({

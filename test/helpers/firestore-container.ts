@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as esbuild from 'esbuild';
 import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
 import { DockerEngine } from '../../src/engine/docker.js';
-import { ensureHostNodeImage, hostNodeVersion } from '../../src/engine/rootfs.js';
+import { ensureHostNodeImage, hostNodeImageTag } from '../../src/engine/rootfs.js';
 import { HOST_NODE_IMAGE_REPO } from '../../src/names.js';
 import { NODE_MODULES, PACKAGE_ROOT } from '../../src/paths.js';
 import { TEST_LABEL, testRunId } from './workspace.js';
@@ -15,7 +15,7 @@ import { TEST_LABEL, testRunId } from './workspace.js';
  */
 export async function buildEmulatorImage(): Promise<string> {
   const engine = new DockerEngine();
-  const base = await ensureHostNodeImage(engine, `${HOST_NODE_IMAGE_REPO}:${hostNodeVersion()}`);
+  const base = await ensureHostNodeImage(engine, `${HOST_NODE_IMAGE_REPO}:${hostNodeImageTag()}`);
   const tag = `nexus-firestore-emulator:test-${testRunId()}`;
   const ctx = await mkdtemp(join(tmpdir(), 'nexus-emulator-'));
   try {

@@ -75,7 +75,7 @@ describe('agent lifecycle on the real engine', () => {
     expect(info.HostConfig.PortBindings).toEqual({ '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: '9101' }] });
     // the process really runs as uid 1000 and cannot write the root filesystem
     const exec = await docker.getContainer(c!.Id).exec({
-      Cmd: ['node', '-e', "const fs=require('fs');let w='rw';try{fs.writeFileSync('/app/x','1')}catch(e){w=e.code};console.log(process.getuid()+' '+w)"],
+      Cmd: ['node', '-e', "const fs=require('fs');let w='rw';try{fs.writeFileSync('/app/x','1')}catch(e){w=e.code};let t='tmp-ok';try{fs.writeFileSync('/tmp/x','1')}catch(e){t=e.code};console.log(process.getuid()+' '+w+' '+t)"],
       AttachStdout: true,
       AttachStderr: true,
     });
@@ -85,7 +85,8 @@ describe('agent lifecycle on the real engine', () => {
       stream.on('data', (d: Buffer) => (s += d.toString('utf8')));
       stream.on('end', () => resolve(s));
     });
-    expect(out).toMatch(/1000 EROFS/);
+    // uid 1000; the root filesystem is read-only; the /tmp tmpfs is writable
+    expect(out).toMatch(/1000 EROFS tmp-ok/);
   });
 
   it('the restart policy brings the agent back after its process is SIGKILLed from the host', async () => {

@@ -31,6 +31,7 @@ describe('agent contract (DESIGN.md)', () => {
     expect(r.statusCode).toBe(200);
     expect(r.json()).toMatchObject({ status: 'healthy', agent: 'DataAgent', version: '1.2.3' });
     expect(typeof r.json().uptime_s).toBe('number');
+    expect(typeof r.json().instance).toBe('string');
   });
 
   it('GET /tools lists every tool with its parameter schema', async () => {
