@@ -6,6 +6,7 @@ import { agentCards, registerAgents, unregisterAgents } from '../fleet/marketpla
 import { exportRegistry, importRecords, readExport } from '../fleet/registry-transfer.js';
 import { openRegistry } from '../registry/open.js';
 import { writeCompose, writeNginxRoutes, writeTraefikRoutes } from '../fleet/production.js';
+import { deploySwarm, removeSwarm } from '../fleet/swarm.js';
 import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import {
@@ -193,6 +194,16 @@ export const commands = {
     if (o.nginx) files.push(...(await writeNginxRoutes(deps, o.outputDir ?? join(base, 'nginx'), o)));
     if (o.traefik) files.push(...(await writeTraefikRoutes(deps, join(o.outputDir ?? join(base, 'traefik'), 'nexus-agents.yml'), o)));
     return { data: { files }, human: `wrote ${files.join(', ')}` };
+  },
+
+  async deploy(deps: FleetDeps, o: { swarm?: boolean; remove?: boolean; stack?: string; replicas?: number; routerPort?: number; registry?: string; offlineRouter?: boolean }) {
+    if (!o.swarm) throw new AppError('USAGE', 'deploy needs a target: --swarm', { hint: 'agent deploy --swarm' });
+    if (o.remove) {
+      const r = await removeSwarm(deps, o);
+      return { data: r, human: `removed stack ${r.stack}` };
+    }
+    const r = await deploySwarm(deps, o);
+    return { data: r, human: `deployed stack ${r.stack} (${r.services.length} services on ${r.swarmNodes} node(s)) from ${r.file}\nwatch: docker stack services ${r.stack}` };
   },
 
   async doctor(deps: FleetDeps) {

@@ -184,6 +184,17 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .option('--output-dir <dir>', 'where to write (default: nginx/ and traefik/ in the workspace)')
     .option('--router-port <port>', 'host port the router publishes (for the public URLs)', parsePort, 8088)
     .action(run((d, o) => commands.routes(d, o)));
+  program
+    .command('deploy')
+    .description('deploy the fleet as Docker Swarm services behind the nginx router (docker stack deploy)')
+    .option('--swarm', 'deploy to the swarm this engine manages')
+    .option('--remove', 'remove the deployed stack')
+    .option('--stack <name>', 'stack name', 'nexus')
+    .option('--replicas <n>', 'replicas per agent', parsePositive, 1)
+    .option('--router-port <port>', 'port the router publishes on every node', parsePort, 8088)
+    .option('--registry <host[:port]>', 'pull agent images from this registry (see push)')
+    .option('--offline-router', "build the router image from this host's nginx")
+    .action(run((d, o) => commands.deploy(d, o)));
   const registryCmd = program.command('registry').description('move agent records between registries (local, firestore)');
   const registryKind = (v: string) => {
     if (v !== 'local' && v !== 'firestore') throw new InvalidArgumentError('must be local or firestore');

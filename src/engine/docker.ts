@@ -355,6 +355,23 @@ export class DockerEngine implements Engine {
     });
   }
 
+  async swarmInfo(): Promise<{ active: boolean; manager: boolean; nodes: number }> {
+    return this.call('swarm info', async () => {
+      const info = (await this.docker.info()) as { Swarm?: { LocalNodeState?: string; ControlAvailable?: boolean; Nodes?: number } };
+      return { active: info.Swarm?.LocalNodeState === 'active', manager: !!info.Swarm?.ControlAvailable, nodes: info.Swarm?.Nodes ?? 0 };
+    });
+  }
+
+  async serviceTasks(service: string): Promise<{ id: string; state: string; containerId?: string | undefined }[]> {
+    return this.call(`tasks of ${service}`, async () => {
+      const tasks = (await this.docker.listTasks({ filters: { service: [service] } })) as {
+        ID: string;
+        Status?: { State?: string; ContainerStatus?: { ContainerID?: string } };
+      }[];
+      return tasks.map((t) => ({ id: t.ID, state: t.Status?.State ?? 'unknown', containerId: t.Status?.ContainerStatus?.ContainerID }));
+    });
+  }
+
   async containerMemory(id: string): Promise<number> {
     return this.call(`stats ${id.slice(0, 12)}`, async () => {
       const s = (await this.docker.getContainer(id).stats({ stream: false })) as any;

@@ -39,6 +39,10 @@ export interface Engine {
   containerLogs(id: string, tail: number): Promise<string>;
   /** Follow logs: a stream of demultiplexed text; call `stop()` to end it. */
   followLogs(id: string, tail: number, out: NodeJS.WritableStream): Promise<{ stop: () => void; done: Promise<void> }>;
+  /** Swarm state of this engine: whether it is an active manager, and its node count. */
+  swarmInfo(): Promise<{ active: boolean; manager: boolean; nodes: number }>;
+  /** Running tasks of a swarm service (name), with their container ids where on this node. */
+  serviceTasks(service: string): Promise<{ id: string; state: string; containerId?: string | undefined }[]>;
   /** One `docker stats` sample: memory in bytes (usage minus inactive file cache, as the CLI shows). */
   containerMemory(id: string): Promise<number>;
 }

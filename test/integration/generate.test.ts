@@ -10,6 +10,7 @@ import { composeDocument } from '../../src/generate/compose.js';
 import { DEFAULT_PRODUCTION, agentTargets } from '../../src/generate/model.js';
 import { agentIndex, nginxConfig } from '../../src/generate/nginx.js';
 import { traefikDynamicConfig } from '../../src/generate/traefik.js';
+import { stackDocument } from '../../src/generate/stack.js';
 import type { AgentRecord } from '../../src/registry/registry.js';
 import { validateCompose, validateTraefik } from '../helpers/schemas.js';
 
@@ -80,6 +81,18 @@ describe('nginx routes', () => {
         expect.objectContaining({ slug: 'math-agent', tools: ['evaluate_expression'] }),
       ],
     });
+  });
+});
+
+describe('swarm stack file', () => {
+  it('validates against the Compose Specification schema, with deploy settings and configs', () => {
+    const doc = stackDocument(config, agentTargets(config, records, DEFAULT_PRODUCTION), {
+      ...DEFAULT_PRODUCTION, replicas: 2, routerImage: 'nginx:1.27-alpine', nginxConfFile: './nginx/a.conf', agentsIndexFile: './nginx/agents.json', configNames: { nginx: 'n_1', index: 'i_1' },
+    });
+    expect(validateCompose(doc)).toEqual([]);
+    const svc = (doc.services as Record<string, { deploy: Record<string, unknown> }>)['data-agent']!;
+    expect(svc.deploy).toMatchObject({ replicas: 2, endpoint_mode: 'dnsrr', update_config: { order: 'start-first', failure_action: 'rollback' } });
+    expect((doc.services as Record<string, { deploy: { mode: string } }>).router!.deploy.mode).toBe('global');
   });
 });
 
