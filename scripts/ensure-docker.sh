@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make a Docker engine available on a Debian host, idempotently.
 #
-# - installs Debian's docker.io (dockerd, containerd, runc), docker-compose and nginx when missing
+# - installs Debian's docker.io (dockerd, containerd, runc), docker-compose, nginx and
+#   docker-registry (the distribution registry) when missing
 # - starts dockerd in the background when /var/run/docker.sock does not answer
 # - waits (up to 60 s) for the engine to answer `docker info`
 #
@@ -18,6 +19,8 @@ need_pkgs=()
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx)
+# the distribution registry, for `agent push` tests on loopback
+command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -28,8 +31,11 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   apt-get update -qq >/dev/null
   # Keep any docker CLI already on PATH; docker.io brings its own in /usr/bin.
   apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
-  # nginx's package starts a server on :80 under systemd hosts; we only want the binary.
-  if command -v service >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || true; fi
+  # nginx's and docker-registry's packages start services on systemd hosts; we only want the binaries.
+  if command -v service >/dev/null 2>&1; then
+    service nginx stop >/dev/null 2>&1 || true
+    service docker-registry stop >/dev/null 2>&1 || true
+  fi
 fi
 
 engine_up() { docker -H "unix://$SOCK" info >/dev/null 2>&1; }

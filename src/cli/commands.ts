@@ -7,6 +7,7 @@ import { exportRegistry, importRecords, readExport } from '../fleet/registry-tra
 import { openRegistry } from '../registry/open.js';
 import { writeCompose, writeNginxRoutes, writeTraefikRoutes } from '../fleet/production.js';
 import { deploySwarm, removeSwarm } from '../fleet/swarm.js';
+import { pushImages } from '../fleet/push.js';
 import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import {
@@ -204,6 +205,11 @@ export const commands = {
     }
     const r = await deploySwarm(deps, o);
     return { data: r, human: `deployed stack ${r.stack} (${r.services.length} services on ${r.swarmNodes} node(s)) from ${r.file}\nwatch: docker stack services ${r.stack}` };
+  },
+
+  async push(deps: FleetDeps, o: { registry: string; name?: string[] }) {
+    const r = await pushImages(deps, o.registry, o.name?.length ? o.name : 'all');
+    return { data: r, human: table(['image', 'pushed as', 'digest'], r.images.map((i) => [i.image, i.pushed, i.digest])) };
   },
 
   async doctor(deps: FleetDeps) {

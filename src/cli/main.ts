@@ -185,6 +185,12 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .option('--router-port <port>', 'host port the router publishes (for the public URLs)', parsePort, 8088)
     .action(run((d, o) => commands.routes(d, o)));
   program
+    .command('push')
+    .description('tag and push the base and agent images to a container registry (for Swarm nodes)')
+    .requiredOption('--registry <host[:port]>', 'registry address, e.g. localhost:5000')
+    .option('--name <name...>', 'only these agents')
+    .action(run((d, o) => commands.push(d, o)));
+  program
     .command('deploy')
     .description('deploy the fleet as Docker Swarm services behind the nginx router (docker stack deploy)')
     .option('--swarm', 'deploy to the swarm this engine manages')

@@ -355,6 +355,22 @@ export class DockerEngine implements Engine {
     });
   }
 
+  async tagImage(ref: string, newRef: string): Promise<void> {
+    const [repo, tag] = splitRef(newRef);
+    await this.call(`tag ${ref} ${newRef}`, () => this.docker.getImage(ref).tag({ repo, tag }));
+  }
+
+  async pushImage(ref: string, onProgress?: (line: string) => void): Promise<string> {
+    const [, tag] = splitRef(ref);
+    return this.call(`push ${ref}`, async () => {
+      // the Engine API wants an X-Registry-Auth header even for registries without auth
+      const stream = await this.docker.getImage(ref).push({ tag, authconfig: { username: '', password: '', serveraddress: '' } } as never);
+      const out = await this.follow(stream as unknown as NodeJS.ReadableStream, onProgress);
+      const digest = out.map((o) => o.aux?.Digest as string | undefined).find(Boolean);
+      return digest ?? '';
+    });
+  }
+
   async swarmInfo(): Promise<{ active: boolean; manager: boolean; nodes: number }> {
     return this.call('swarm info', async () => {
       const info = (await this.docker.info()) as { Swarm?: { LocalNodeState?: string; ControlAvailable?: boolean; Nodes?: number } };

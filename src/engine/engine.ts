@@ -39,6 +39,10 @@ export interface Engine {
   containerLogs(id: string, tail: number): Promise<string>;
   /** Follow logs: a stream of demultiplexed text; call `stop()` to end it. */
   followLogs(id: string, tail: number, out: NodeJS.WritableStream): Promise<{ stop: () => void; done: Promise<void> }>;
+  /** Tag an image under another reference (`docker tag`). */
+  tagImage(ref: string, newRef: string): Promise<void>;
+  /** Push a reference to its registry (`docker push`); returns the pushed digest. */
+  pushImage(ref: string, onProgress?: (line: string) => void): Promise<string>;
   /** Swarm state of this engine: whether it is an active manager, and its node count. */
   swarmInfo(): Promise<{ active: boolean; manager: boolean; nodes: number }>;
   /** Running tasks of a swarm service (name), with their container ids where on this node. */
