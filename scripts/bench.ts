@@ -159,7 +159,7 @@ async function main(): Promise<void> {
         restart: 'unless-stopped',
         environment: s.env,
         labels: { 'dev.nexus-delta.bench': 'true' },
-        healthcheck: { test: ['CMD', ...s.healthcheck.test], interval: `${s.healthcheck.intervalS}s`, timeout: `${s.healthcheck.timeoutS}s`, retries: s.healthcheck.retries, start_period: `${s.healthcheck.startPeriodS}s` },
+        healthcheck: { test: ['CMD', ...s.healthcheck!.test], interval: `${s.healthcheck!.intervalS}s`, timeout: `${s.healthcheck!.timeoutS}s`, retries: s.healthcheck!.retries, start_period: `${s.healthcheck!.startPeriodS}s` },
       };
     });
     await writeFile(composeFile, yaml.dump({ version: '2.4', services }));

@@ -8,6 +8,7 @@ import { openRegistry } from '../registry/open.js';
 import { writeCompose, writeNginxRoutes, writeTraefikRoutes } from '../fleet/production.js';
 import { deploySwarm, removeSwarm } from '../fleet/swarm.js';
 import { pushImages } from '../fleet/push.js';
+import { removeLocalRouter, scaleAgent } from '../fleet/scale.js';
 import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import {
@@ -78,6 +79,7 @@ export const commands = {
 
   async stop(deps: FleetDeps, o: { name?: string[]; timeout?: number }, all = false) {
     const r = await stopAgents(deps, all ? 'all' : (o.name ?? []), o.timeout ?? 10);
+    if (all) await removeLocalRouter(deps);
     return { data: r, human: r.agents.length ? table(['agent', 'containers removed'], r.agents.map((a) => [a.name, a.removed])) : 'no agents' };
   },
 
@@ -205,6 +207,11 @@ export const commands = {
     }
     const r = await deploySwarm(deps, o);
     return { data: r, human: `deployed stack ${r.stack} (${r.services.length} services on ${r.swarmNodes} node(s)) from ${r.file}\nwatch: docker stack services ${r.stack}` };
+  },
+
+  async scale(deps: FleetDeps, o: { name: string; replicas: number; routerPort?: number }) {
+    const r = await scaleAgent(deps, o.name, o.replicas, { routerPort: o.routerPort });
+    return { data: r, human: `${r.name}: ${r.replicas} replica(s) (${r.containers.join(', ')})\nload-balanced at ${r.url}` };
   },
 
   async push(deps: FleetDeps, o: { registry: string; name?: string[] }) {

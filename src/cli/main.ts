@@ -185,6 +185,13 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .option('--router-port <port>', 'host port the router publishes (for the public URLs)', parsePort, 8088)
     .action(run((d, o) => commands.routes(d, o)));
   program
+    .command('scale')
+    .description('run N replicas of an agent on this engine, load-balanced by a local nginx router')
+    .requiredOption('--name <name>', 'agent')
+    .requiredOption('--replicas <n>', 'replicas (1 or more)', parsePositive)
+    .option('--router-port <port>', 'host port of the local router', parsePort, 8088)
+    .action(run((d, o) => commands.scale(d, o)));
+  program
     .command('push')
     .description('tag and push the base and agent images to a container registry (for Swarm nodes)')
     .requiredOption('--registry <host[:port]>', 'registry address, e.g. localhost:5000')

@@ -267,13 +267,9 @@ export class DockerEngine implements Engine {
         Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
         User: spec.user,
         ExposedPorts: { [port]: {} },
-        Healthcheck: {
-          Test: ['CMD', ...hc.test],
-          Interval: hc.intervalS * sec,
-          Timeout: hc.timeoutS * sec,
-          Retries: hc.retries,
-          StartPeriod: hc.startPeriodS * sec,
-        },
+        ...(hc
+          ? { Healthcheck: { Test: ['CMD', ...hc.test], Interval: hc.intervalS * sec, Timeout: hc.timeoutS * sec, Retries: hc.retries, StartPeriod: hc.startPeriodS * sec } }
+          : {}),
         HostConfig: {
           PortBindings: spec.hostPort ? { [port]: [{ HostIp: spec.hostPort.address, HostPort: String(spec.hostPort.port) }] } : {},
           ReadonlyRootfs: spec.readOnlyRootfs,
@@ -287,7 +283,10 @@ export class DockerEngine implements Engine {
           RestartPolicy: { Name: spec.restartPolicy, MaximumRetryCount: 0 },
           Init: spec.init,
           ...(spec.network ? { NetworkMode: spec.network } : {}),
+          ...(spec.binds?.length ? { Binds: spec.binds } : {}),
         },
+        ...(spec.cmd ? { Cmd: spec.cmd } : {}),
+        ...(spec.network && spec.networkAliases?.length ? { NetworkingConfig: { EndpointsConfig: { [spec.network]: { Aliases: spec.networkAliases } } } } : {}),
       });
       log.debug({ name: spec.name, id: c.id.slice(0, 12) }, 'created');
       return c.id;
@@ -353,6 +352,39 @@ export class DockerEngine implements Engine {
       });
       return { stop: () => stream.destroy(), done };
     });
+  }
+
+  async ensureNetwork(name: string, labels: Record<string, string>): Promise<string> {
+    return this.call(`network ${name}`, async () => {
+      const found = (await this.docker.listNetworks({ filters: { name: [name] } })).find((n) => n.Name === name);
+      if (found) return found.Id;
+      const net = await this.docker.createNetwork({ Name: name, Driver: 'bridge', Labels: labels, CheckDuplicate: true });
+      return net.id;
+    });
+  }
+
+  async connectNetwork(network: string, containerId: string, aliases: string[]): Promise<void> {
+    try {
+      await this.docker.getNetwork(network).connect({ Container: containerId, EndpointConfig: { Aliases: aliases } });
+    } catch (err) {
+      if (/already exists|already attached/i.test(messageOf(err) + JSON.stringify((err as { json?: unknown }).json ?? ''))) return;
+      throw this.wrap(err, `connect ${containerId.slice(0, 12)} to ${network}`);
+    }
+  }
+
+  async removeNetwork(name: string): Promise<boolean> {
+    try {
+      await this.docker.getNetwork(name).remove();
+      return true;
+    } catch (err) {
+      const sc = (err as { statusCode?: number }).statusCode;
+      if (sc === 404 || sc === 403 || sc === 409) return false;
+      throw this.wrap(err, `remove network ${name}`);
+    }
+  }
+
+  async signalContainer(id: string, signal: string): Promise<void> {
+    await this.call(`signal ${id.slice(0, 12)} ${signal}`, () => this.docker.getContainer(id).kill({ signal }));
   }
 
   async tagImage(ref: string, newRef: string): Promise<void> {

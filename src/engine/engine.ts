@@ -39,6 +39,14 @@ export interface Engine {
   containerLogs(id: string, tail: number): Promise<string>;
   /** Follow logs: a stream of demultiplexed text; call `stop()` to end it. */
   followLogs(id: string, tail: number, out: NodeJS.WritableStream): Promise<{ stop: () => void; done: Promise<void> }>;
+  /** Create a user-defined bridge network if none has this name; returns its id. */
+  ensureNetwork(name: string, labels: Record<string, string>): Promise<string>;
+  /** Connect a container to a network with DNS aliases; already connected is fine. */
+  connectNetwork(network: string, containerId: string, aliases: string[]): Promise<void>;
+  /** Remove a network; absent or in use is fine (returns false then). */
+  removeNetwork(name: string): Promise<boolean>;
+  /** Send a signal to a container's main process (e.g. SIGHUP to reload nginx). */
+  signalContainer(id: string, signal: string): Promise<void>;
   /** Tag an image under another reference (`docker tag`). */
   tagImage(ref: string, newRef: string): Promise<void>;
   /** Push a reference to its registry (`docker push`); returns the pushed digest. */
@@ -119,8 +127,14 @@ export interface ContainerSpec {
   pidsLimit: number;
   restartPolicy: 'no' | 'always' | 'unless-stopped' | 'on-failure';
   /** Docker HEALTHCHECK: exec-form command and timings in seconds. */
-  healthcheck: { test: string[]; intervalS: number; timeoutS: number; retries: number; startPeriodS: number };
+  healthcheck?: { test: string[]; intervalS: number; timeoutS: number; retries: number; startPeriodS: number } | undefined;
   /** Run an init process (docker-init) as PID 1 to reap zombies and forward signals. */
   init: boolean;
   network?: string | undefined;
+  /** DNS aliases on `network` (replicas of one agent share its slug: Docker DNS returns them all). */
+  networkAliases?: string[] | undefined;
+  /** Bind mounts, `host:container[:ro]`. */
+  binds?: string[] | undefined;
+  /** Command override (exec form). */
+  cmd?: string[] | undefined;
 }

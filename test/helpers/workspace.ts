@@ -65,6 +65,8 @@ export async function removeByLabel(labels: Record<string, string>): Promise<{ c
   for (const c of cs) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
   const imgs = await docker.listImages({ filters: { label } });
   for (const i of imgs) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
+  const nets = await docker.listNetworks({ filters: { label } });
+  for (const n of nets) await docker.getNetwork(n.Id).remove().catch(() => undefined);
   return { containers: cs.length, images: imgs.length };
 }
 
