@@ -8,7 +8,8 @@
  *  3. a sequential `docker run -d` loop, waiting for the same health;
  *  4. idle memory per agent container (docker stats: usage minus inactive file cache);
  *  5. the bytes an agent image adds over the base image;
- *  6. the registry: create + list of 100 records, local file vs Firestore (emulator).
+ *  6. the registry: create + list of 100 records, local file vs Firestore (emulator);
+ *  7. /execute requests/s and p50/p99 latency direct vs through the generated nginx.
  * Rounds are interleaved and the median is reported. Results go to BENCHMARKS.md.
  * Only loopback traffic; every container, image and file it makes is removed at the end.
  */
@@ -31,6 +32,8 @@ import { LocalRegistry } from '../src/registry/local.js';
 import { FirestoreRegistry } from '../src/registry/firestore.js';
 import type { Registry } from '../src/registry/registry.js';
 import { FirestoreServer } from '@firestore-emulator/server';
+import autocannon from 'autocannon';
+import { scaleAgent, removeLocalRouter } from '../src/fleet/scale.js';
 
 const run = promisify(execFile);
 const args = process.argv.slice(2);
@@ -121,6 +124,57 @@ ${row(`list (${n} records)`, local.list, remote.list)}
     emulator.stop();
     delete process.env.FIRESTORE_EMULATOR_HOST;
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** autocannon POST /execute at `url` for `seconds` with `connections`; loopback only, bounded. */
+async function load(url: string, seconds: number, connections: number): Promise<{ rps: number; p50: number; p99: number; errors: number; non2xx: number }> {
+  const r = await autocannon({
+    url: `${url}/execute`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ tool_name: 'process_data', parameters: { data: [1, 2, 3, 4, 5] } }),
+    duration: seconds,
+    connections,
+  });
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors, non2xx: r.non2xx };
+}
+
+/** /execute direct to the agent's port binding vs through the generated nginx (local router). */
+async function routerBench(seconds: number): Promise<string> {
+  const ws = await mkdtemp(join(tmpdir(), 'nexus-bench-router-'));
+  await writeFile(join(ws, 'nexus.yaml'), yaml.dump({ project: 'benchr', ports: { range: '9351-9352' }, labels: { 'dev.nexus-delta.bench': 'true' } }));
+  const config = loadConfig(ws, {});
+  const deps: FleetDeps = { config, registry: new LocalRegistry(ws), engine: new DockerEngine() };
+  try {
+    await createAgent(deps, { name: 'LoadAgent', capabilities: ['data'] });
+    const s = await scaleAgent(deps, 'LoadAgent', 1, { routerPort: 9353 });
+    const direct = 'http://127.0.0.1:9351';
+    const routed = s.url.replace(/\/$/, '');
+    await allHealthy([9351]);
+    for (let i = 0; i < 50 && (await probeHealth(routed, 1000)).ok === false; i++) await new Promise((r) => setTimeout(r, 200));
+    await load(direct, 2, 10); // warm-up
+    const rounds: { direct: Awaited<ReturnType<typeof load>>; routed: Awaited<ReturnType<typeof load>> }[] = [];
+    for (let i = 0; i < 2; i++) rounds.push({ direct: await load(direct, seconds, 10), routed: await load(routed, seconds, 10) });
+    const avg = (k: 'rps' | 'p50' | 'p99', w: 'direct' | 'routed') => rounds.reduce((a, r) => a + r[w][k], 0) / rounds.length;
+    const errs = rounds.reduce((a, r) => a + r.direct.errors + r.routed.errors + r.direct.non2xx + r.routed.non2xx, 0);
+    return `## /execute direct vs through the generated nginx
+
+\`process_data\` on one agent (0.5 CPU), 10 connections, ${seconds} s per measurement, 2 interleaved rounds
+(autocannon, loopback). Errors and non-2xx answers: ${errs}.
+
+| path | requests/s | p50 latency | p99 latency |
+| --- | --- | --- | --- |
+| direct to the port binding | ${avg('rps', 'direct').toFixed(0)} | ${avg('p50', 'direct').toFixed(1)} ms | ${avg('p99', 'direct').toFixed(1)} ms |
+| through nginx (\`/agents/<slug>/\`) | ${avg('rps', 'routed').toFixed(0)} | ${avg('p50', 'routed').toFixed(1)} ms | ${avg('p99', 'routed').toFixed(1)} ms |
+| router overhead (routed / direct) | ${(avg('rps', 'routed') / avg('rps', 'direct')).toFixed(2)}x throughput | ${(avg('p50', 'routed') / Math.max(avg('p50', 'direct'), 0.01)).toFixed(2)}x | ${(avg('p99', 'routed') / Math.max(avg('p99', 'direct'), 0.01)).toFixed(2)}x |
+`;
+  } finally {
+    await removeLocalRouter(deps).catch(() => undefined);
+    await removeContainers([`${LABEL.workspace}=${workspaceId(ws)}`]);
+    const imgs = await docker.listImages({ filters: { label: [`${LABEL.workspace}=${workspaceId(ws)}`] } });
+    for (const i of imgs) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
+    await rm(ws, { recursive: true, force: true });
   }
 }
 
@@ -295,8 +349,10 @@ Target: under 2 MB added: ${verdict(addedBytes < 2e6)}.
 `;
     console.error('bench: registry');
     const regMd = await registryBench(opt('records', 100));
-    await writeFile(join(PACKAGE_ROOT, 'BENCHMARKS.md'), `${md}\n${regMd}`);
-    console.log(md + '\n' + regMd);
+    console.error('bench: router');
+    const routerMd = await routerBench(opt('seconds', 5));
+    await writeFile(join(PACKAGE_ROOT, 'BENCHMARKS.md'), `${md}\n${regMd}\n${routerMd}`);
+    console.log(md + '\n' + regMd + '\n' + routerMd);
   } finally {
     await removeContainers([wsLabel]).catch(() => undefined);
     await removeContainers(['dev.nexus-delta.bench=true']).catch(() => undefined);
@@ -308,6 +364,7 @@ Target: under 2 MB added: ${verdict(addedBytes < 2e6)}.
 }
 
 if (args.includes('--registry-only')) console.log(await registryBench(opt('records', 100)));
+else if (args.includes('--router-only')) console.log(await routerBench(opt('seconds', 5)));
 else await main();
 // nothing else to wait for (gRPC channels can linger after their apps are deleted)
 process.exit(0);

@@ -53,7 +53,8 @@ async function ensureLocalRouter(deps: FleetDeps, routerPort: number): Promise<s
     capDrop: ['ALL'],
     securityOpt: ['no-new-privileges:true'],
     memoryMiB: 64,
-    cpus: 0.5,
+    // the router serves every agent: a whole core, not an agent's half
+    cpus: 1,
     pidsLimit: 64,
     restartPolicy: 'unless-stopped',
     init: true,
