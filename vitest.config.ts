@@ -22,7 +22,7 @@ export default defineConfig({
           environment: 'node',
           globalSetup: ['test/helpers/global-setup.ts'],
           // the Ryuk reaper image cannot be pulled here; tests remove what they start themselves
-          env: { TESTCONTAINERS_RYUK_DISABLED: 'true' },
+          env: { TESTCONTAINERS_RYUK_DISABLED: 'true', METADATA_SERVER_DETECTION: 'none' },
           // one Docker engine, two cores: files run one after another, tests inside may overlap
           fileParallelism: false,
           testTimeout: 180_000,

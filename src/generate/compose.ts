@@ -49,7 +49,7 @@ export function composeDocument(config: Config, agents: readonly AgentTarget[], 
   }
   if (o.router === 'nginx') {
     services.router = {
-      image: o.routerImage,
+      image: `\${NEXUS_ROUTER_IMAGE:-${o.routerImage}}`,
       ports: [`${o.routerBind.address}:${o.routerBind.port}:8080`],
       volumes: ['./nginx/nexus-agents.conf:/etc/nginx/conf.d/default.conf:ro', './nginx/agents.json:/etc/nginx/nexus/agents.json:ro'],
       read_only: true,

@@ -52,7 +52,8 @@ export function agentTargets(config: Config, records: readonly AgentRecord[], op
     version: r.version,
     capabilities: r.capabilities,
     tools: (r.tools ?? []).map((t) => ({ name: t.name, description: t.description })),
-    image: `${opts.registryPrefix}${agentImageRef(r.slug, config.images.tag, config.project)}`,
+    // the tag is interpolated by Compose/Swarm, so one file serves any tag: NEXUS_IMAGE_TAG=v2 docker-compose up
+    image: `${opts.registryPrefix}${agentImageRef(r.slug, `\${NEXUS_IMAGE_TAG:-${config.images.tag}}`, config.project)}`,
     path: `/agents/${r.slug}`,
     envFile: hasEnvFile(r.slug),
   }));

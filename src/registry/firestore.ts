@@ -91,6 +91,9 @@ export class FirestoreRegistry implements Registry {
         hint: 'set GOOGLE_APPLICATION_CREDENTIALS to a service account key file, run gcloud auth application-default login, or set FIRESTORE_EMULATOR_HOST',
       });
     }
+    // Google's auth library otherwise probes the GCE metadata server (169.254.169.254, off this
+    // machine) to look for credentials or a project: never, unless the user opts in on GCP.
+    if (env.NEXUS_FIRESTORE_USE_METADATA !== 'true' && !process.env.METADATA_SERVER_DETECTION) process.env.METADATA_SERVER_DETECTION = 'none';
     this.prefix = o.collectionPrefix ?? 'nexus_';
     this.timeoutMs = o.timeoutMs ?? 10_000;
     this.endpointOf = o.endpointOf;

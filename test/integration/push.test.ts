@@ -69,7 +69,7 @@ describe('agent push', () => {
     const r = await runCli(['compose', '--registry', addr, '--json'], ws.env);
     expect(r.exitCode).toBe(0);
     const text = await readFile(JSON.parse(r.stdout).files[0], 'utf8');
-    expect(text).toContain(`image: ${addr}/nexus-delta-agent-${ws.config.project}-data-agent:${ws.config.images.tag}`);
+    expect(text).toContain(`image: ${addr}/nexus-delta-agent-${ws.config.project}-data-agent:${"$"}{NEXUS_IMAGE_TAG:-${ws.config.images.tag}}`);
   });
 
   it('rejects a malformed registry address without pushing anything', async () => {
