@@ -170,8 +170,9 @@ async function routerBench(seconds: number): Promise<string> {
 | router overhead (routed / direct) | ${(avg('rps', 'routed') / avg('rps', 'direct')).toFixed(2)}x throughput | ${(avg('p50', 'routed') / Math.max(avg('p50', 'direct'), 0.01)).toFixed(2)}x | ${(avg('p99', 'routed') / Math.max(avg('p99', 'direct'), 0.01)).toFixed(2)}x |
 `;
   } finally {
-    await removeLocalRouter(deps).catch(() => undefined);
+    // containers first: a network with containers attached cannot be removed
     await removeContainers([`${LABEL.workspace}=${workspaceId(ws)}`]);
+    await removeLocalRouter(deps).catch(() => undefined);
     const imgs = await docker.listImages({ filters: { label: [`${LABEL.workspace}=${workspaceId(ws)}`] } });
     for (const i of imgs) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
     await rm(ws, { recursive: true, force: true });

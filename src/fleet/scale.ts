@@ -86,7 +86,7 @@ export async function scaleAgent(deps: FleetDeps, name: string, replicas: number
     throw new AppError('CONTAINER_UNHEALTHY', `cannot scale '${rec!.name}': ${primary.error?.message}`, { hint: primary.error?.hint, details: { logs: primary.logs ?? '' } });
   }
   const net = localNetworkName(config.workspace);
-  await engine.ensureNetwork(net, { ...workspaceLabels(config) });
+  await engine.ensureNetwork(net, { ...config.labels, ...workspaceLabels(config) });
   await engine.connectNetwork(net, primary.containerId!, [rec!.slug]);
   const img = await ensureAgentImage(deps, rec!, await ensureBaseImage(deps));
   const all = await engine.listContainers({ ...workspaceLabels(config), [LABEL.agent]: rec!.slug });
