@@ -1,6 +1,6 @@
 import type { Config } from '../config/config.js';
 import { LABEL } from '../engine/labels.js';
-import { AGENT_PORT, type AgentTarget, type ProductionOptions } from './model.js';
+import { AGENT_PORT, agentServiceCore, type AgentTarget, type ProductionOptions } from './model.js';
 
 /** The router in front of the agents in the generated file. */
 export type RouterKind = 'nginx' | 'traefik' | 'none';
@@ -22,15 +22,9 @@ export function composeDocument(config: Config, agents: readonly AgentTarget[], 
   const services: Record<string, unknown> = {};
   for (const a of agents) {
     services[a.slug] = {
-      image: a.image,
-      init: true,
-      user: '1000:1000',
-      read_only: true,
+      ...agentServiceCore(a, o),
       tmpfs: ['/tmp:rw,noexec,nosuid,nodev,size=16m,mode=1777'],
-      cap_drop: ['ALL'],
       security_opt: ['no-new-privileges:true'],
-      environment: { PORT: String(AGENT_PORT), LOG_LEVEL: 'info', AGENT_PUBLIC_URL: `${o.publicUrl}${a.path}` },
-      ...(a.envFile ? { env_file: [`agents/${a.slug}/.env`] } : {}),
       expose: [String(AGENT_PORT)],
       healthcheck: { test: ['CMD', 'node', '/app/healthcheck.mjs'], interval: '30s', timeout: '3s', retries: 3, start_period: '10s' },
       restart: 'unless-stopped',

@@ -43,6 +43,23 @@ export const DEFAULT_PRODUCTION: ProductionOptions = {
 
 export const AGENT_PORT = CONTAINER_PORT;
 
+/**
+ * What every generated agent service has, in Compose and Swarm alike (pure): its image, an init
+ * process, the non-root user, a read-only root filesystem, no capabilities, its environment (no
+ * secrets: those come from agents/<slug>/.env through env_file).
+ */
+export function agentServiceCore(a: AgentTarget, o: ProductionOptions): Record<string, unknown> {
+  return {
+    image: a.image,
+    init: true,
+    user: '1000:1000',
+    read_only: true,
+    cap_drop: ['ALL'],
+    environment: { PORT: String(AGENT_PORT), LOG_LEVEL: 'info', AGENT_PUBLIC_URL: `${o.publicUrl}${a.path}` },
+    ...(a.envFile ? { env_file: [`agents/${a.slug}/.env`] } : {}),
+  };
+}
+
 /** Records -> generator input (pure). `hasEnvFile` tells which agents have an agents/<slug>/.env. */
 export function agentTargets(config: Config, records: readonly AgentRecord[], opts: ProductionOptions, hasEnvFile: (slug: string) => boolean = () => false): AgentTarget[] {
   return records.map((r) => ({

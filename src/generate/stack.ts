@@ -1,6 +1,6 @@
 import type { Config } from '../config/config.js';
 import { LABEL } from '../engine/labels.js';
-import { AGENT_PORT, type AgentTarget, type ProductionOptions } from './model.js';
+import { agentServiceCore, type AgentTarget, type ProductionOptions } from './model.js';
 
 function tmpfsMount(target: string, sizeMiB: number): Record<string, unknown> {
   return { type: 'tmpfs', target, tmpfs: { size: sizeMiB * 1024 * 1024 } };
@@ -30,15 +30,9 @@ export function stackDocument(config: Config, agents: readonly AgentTarget[], o:
   const services: Record<string, unknown> = {};
   for (const a of agents) {
     services[a.slug] = {
-      image: a.image,
-      init: true,
-      user: '1000:1000',
-      read_only: true,
+      ...agentServiceCore(a, o),
       // Swarm ignores the short `tmpfs` key; long-syntax tmpfs mounts work (mode 1777)
       volumes: [tmpfsMount('/tmp', 16)],
-      cap_drop: ['ALL'],
-      environment: { PORT: String(AGENT_PORT), LOG_LEVEL: 'info', AGENT_PUBLIC_URL: `${o.publicUrl}${a.path}` },
-      ...(a.envFile ? { env_file: [`agents/${a.slug}/.env`] } : {}),
       healthcheck: { test: ['CMD', 'node', '/app/healthcheck.mjs'], interval: '10s', timeout: '3s', retries: 3, start_period: '10s' },
       stop_grace_period: '10s',
       networks: [o.network],

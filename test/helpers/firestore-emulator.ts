@@ -1,13 +1,6 @@
-import { createServer } from 'node:net';
 import { FirestoreServer } from '@firestore-emulator/server';
+import { freePort } from './wait.js';
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 /**
  * A Firestore emulator (the @firestore-emulator/server implementation of Firestore's gRPC API)

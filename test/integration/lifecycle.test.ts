@@ -4,6 +4,7 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from '../../src/fleet/http.js';
 import { createAgent, listAgents, removeAgent, startAgents, stopAgents } from '../../src/fleet/manager.js';
+import { eventually } from '../helpers/wait.js';
 import { makeWorkspace, workspaceContainers, type TestWorkspace } from '../helpers/workspace.js';
 
 const docker = new Docker();
@@ -18,15 +19,6 @@ afterAll(async () => {
   expect(await workspaceContainers(ws.dir)).toEqual([]);
 });
 
-async function waitFor<T>(fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe('agent lifecycle on the real engine', () => {
   it('create reserves the first port of the range and renders the source', async () => {
@@ -93,12 +85,12 @@ describe('agent lifecycle on the real engine', () => {
     const [c] = await workspaceContainers(ws.dir);
     const before = await docker.getContainer(c!.Id).inspect();
     process.kill(before.State.Pid, 'SIGKILL');
-    const after = await waitFor(async () => {
+    const after = await eventually(async () => {
       const i = await docker.getContainer(c!.Id).inspect();
       return i.RestartCount >= 1 && i.State.Running ? i : undefined;
     });
     expect(after.State.Pid).not.toBe(before.State.Pid);
-    const health = await waitFor(async () => {
+    const health = await eventually(async () => {
       const r = await request(`${url}/health`, { timeoutMs: 1000 });
       return r.status === 200 ? r : undefined;
     });

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from '../../src/fleet/http.js';
 import { buildAgents, createAgent } from '../../src/fleet/manager.js';
 import { writeCompose } from '../../src/fleet/production.js';
+import { eventually } from '../helpers/wait.js';
 import { makeWorkspace, removeByLabel, testRunId, TEST_LABEL, type TestWorkspace } from '../helpers/workspace.js';
 
 const run = promisify(execFile);
@@ -14,15 +15,6 @@ const router = `http://127.0.0.1:${ROUTER_PORT}`;
 let ws: TestWorkspace;
 let composeArgs: string[];
 
-async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
 const get = (path: string) => request(`${router}${path}`, { timeoutMs: 5000 });
 const replicas = (slug: string) => docker.listContainers({ filters: { label: [`com.docker.compose.project=${project()}`, `com.docker.compose.service=${slug}`] } });
 const project = () => `nexustest${testRunId()}`;

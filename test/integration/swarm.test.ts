@@ -4,6 +4,8 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from '../../src/fleet/http.js';
 import { buildAgents, createAgent } from '../../src/fleet/manager.js';
+import { eventually as waitUntilTrue } from '../helpers/wait.js';
+const eventually = <T>(fn: () => Promise<T | undefined>, timeoutMs = 120_000) => waitUntilTrue(fn, timeoutMs, 500);
 import { makeWorkspace, testRunId, type TestWorkspace } from '../helpers/workspace.js';
 import { runCli } from '../helpers/cli.js';
 
@@ -14,15 +16,6 @@ const router = `http://127.0.0.1:${PORT}`;
 const stack = () => `nxt${testRunId()}`;
 let ws: TestWorkspace;
 
-async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 beforeAll(async () => {
   // a single-node swarm: initialised here if needed and left afterwards (like the docker docs' tutorial)
