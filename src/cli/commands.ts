@@ -1,14 +1,6 @@
 import { AppError, ExitCode } from '../errors.js';
 import { type FleetDeps } from '../fleet/context.js';
-import { runDemo } from '../fleet/demo.js';
-import { runDoctor } from '../fleet/doctor.js';
-import { agentCards, registerAgents, unregisterAgents } from '../fleet/marketplace.js';
-import { exportRegistry, importRecords, readExport } from '../fleet/registry-transfer.js';
 import { openRegistry } from '../registry/open.js';
-import { writeCompose, writeNginxRoutes, writeTraefikRoutes } from '../fleet/production.js';
-import { deploySwarm, removeSwarm } from '../fleet/swarm.js';
-import { pushImages } from '../fleet/push.js';
-import { removeLocalRouter, scaleAgent } from '../fleet/scale.js';
 import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import {
@@ -23,6 +15,19 @@ import {
   type StartResult,
 } from '../fleet/manager.js';
 import { table } from './render.js';
+
+// Use cases beyond the core load on demand: each command pays only for what it uses (axios,
+// firebase-admin, the generators...), which keeps `agent list` and friends quick to start.
+const lazy = {
+  demo: () => import('../fleet/demo.js'),
+  doctor: () => import('../fleet/doctor.js'),
+  marketplace: () => import('../fleet/marketplace.js'),
+  transfer: () => import('../fleet/registry-transfer.js'),
+  production: () => import('../fleet/production.js'),
+  swarm: () => import('../fleet/swarm.js'),
+  push: () => import('../fleet/push.js'),
+  scale: () => import('../fleet/scale.js'),
+};
 
 /** What a command returns: data for --json, text for humans, and the exit code (default 0). */
 export interface CommandResult<T = unknown> {
@@ -79,7 +84,7 @@ export const commands = {
 
   async stop(deps: FleetDeps, o: { name?: string[]; timeout?: number }, all = false) {
     const r = await stopAgents(deps, all ? 'all' : (o.name ?? []), o.timeout ?? 10);
-    if (all) await removeLocalRouter(deps);
+    if (all) await (await lazy.scale()).removeLocalRouter(deps);
     return { data: r, human: r.agents.length ? table(['agent', 'containers removed'], r.agents.map((a) => [a.name, a.removed])) : 'no agents' };
   },
 
@@ -120,6 +125,7 @@ export const commands = {
 
   async demo(deps: FleetDeps) {
     try {
+      const { runDemo } = await lazy.demo();
       const r = await runDemo(deps);
       const rows = r.calls.map((c) => [c.agent, c.url, c.tool, c.status, JSON.stringify((c.body as { result?: unknown }).result ?? c.body)]);
       return {
@@ -137,6 +143,7 @@ export const commands = {
 
   async register(deps: FleetDeps, o: { name?: string[]; all?: boolean; markUnavailable?: boolean }) {
     if (!o.all && !o.name?.length) throw new AppError('USAGE', 'register needs --name X or --all', { hint: 'agent register --all' });
+    const { registerAgents } = await lazy.marketplace();
     const r = await registerAgents(deps, o.all ? 'all' : o.name!, { markUnavailable: o.markUnavailable ?? false });
     const rows = r.agents.map((a) => [a.name, a.outcome, a.api_endpoint, a.error ? `${a.error.message}${a.error.hint ? ` (${a.error.hint})` : ''}` : (a.id ?? '')]);
     const human = r.agents.length ? `${table(['agent', 'outcome', 'api_endpoint', 'listing id / error'], rows)}\n\n${r.agents.length - r.failed} registered, ${r.failed} not` : 'no agents';
@@ -146,16 +153,19 @@ export const commands = {
   },
 
   async unregister(deps: FleetDeps, o: { name: string[] }) {
+    const { unregisterAgents } = await lazy.marketplace();
     const r = await unregisterAgents(deps, o.name);
     return { data: r, human: r.agents.map((a) => `${a.name}: ${a.removed ? 'listing removed' : 'no listing was left at the marketplace'}`).join('\n') };
   },
 
   async cards(deps: FleetDeps, o: { name?: string[] }) {
+    const { agentCards } = await lazy.marketplace();
     const r = await agentCards(deps, o.name?.length ? o.name : 'all');
     return { data: r, human: JSON.stringify(r.agents, null, 2) };
   },
 
   async registryExport(deps: FleetDeps, o: { output?: string }) {
+    const { exportRegistry } = await lazy.transfer();
     const doc = await exportRegistry(deps.registry);
     if (o.output) {
       await writeFileAtomic(o.output, JSON.stringify(doc, null, 2) + '\n', { mode: 0o600 });
@@ -166,6 +176,7 @@ export const commands = {
   },
 
   async registryImport(deps: FleetDeps, o: { input: string }) {
+    const { readExport, importRecords } = await lazy.transfer();
     const doc = await readExport(o.input);
     const r = await importRecords(deps.registry, doc.agents);
     return { data: r, human: renderTransfer(r, `the ${deps.registry.kind} registry`) };
@@ -174,9 +185,10 @@ export const commands = {
   async registryMigrate(deps: FleetDeps, o: { to: 'local' | 'firestore'; from?: 'local' | 'firestore' }) {
     const from = o.from ?? (o.to === 'firestore' ? 'local' : 'firestore');
     if (from === o.to) throw new AppError('USAGE', `--from and --to are both ${from}`, { hint: 'agent registry migrate --to firestore' });
-    const source = from === deps.registry.kind ? deps.registry : openRegistry(deps.config, from);
-    const target = o.to === deps.registry.kind ? deps.registry : openRegistry(deps.config, o.to);
+    const source = from === deps.registry.kind ? deps.registry : await openRegistry(deps.config, from);
+    const target = o.to === deps.registry.kind ? deps.registry : await openRegistry(deps.config, o.to);
     try {
+      const { importRecords } = await lazy.transfer();
       const r = await importRecords(target, await source.list());
       return { data: { from, to: o.to, ...r }, human: renderTransfer(r, `the ${o.to} registry`) + (o.to !== deps.config.registry ? `\nnext: set registry: ${o.to} in nexus.yaml (or NEXUS_REGISTRY=${o.to})` : '') };
     } finally {
@@ -186,12 +198,14 @@ export const commands = {
   },
 
   async compose(deps: FleetDeps, o: { output?: string; router?: 'nginx' | 'traefik' | 'none'; routerPort?: number; routerImage?: string; registry?: string; network?: string; offlineRouter?: boolean }) {
+    const { writeCompose } = await lazy.production();
     const r = await writeCompose(deps, o);
     return { data: r, human: `wrote ${r.files.join(', ')} (${r.agents} agents behind ${r.router})\nrun: docker-compose -p nexus -f ${r.files[0]} up -d` };
   },
 
   async routes(deps: FleetDeps, o: { nginx?: boolean; traefik?: boolean; outputDir?: string; routerPort?: number; registry?: string }) {
     if (!o.nginx && !o.traefik) throw new AppError('USAGE', 'routes needs --nginx or --traefik', { hint: 'agent routes --nginx' });
+    const { writeNginxRoutes, writeTraefikRoutes } = await lazy.production();
     const files: string[] = [];
     const base = o.outputDir ?? deps.config.workspace;
     if (o.nginx) files.push(...(await writeNginxRoutes(deps, o.outputDir ?? join(base, 'nginx'), o)));
@@ -202,24 +216,29 @@ export const commands = {
   async deploy(deps: FleetDeps, o: { swarm?: boolean; remove?: boolean; stack?: string; replicas?: number; routerPort?: number; registry?: string; offlineRouter?: boolean }) {
     if (!o.swarm) throw new AppError('USAGE', 'deploy needs a target: --swarm', { hint: 'agent deploy --swarm' });
     if (o.remove) {
+      const { removeSwarm } = await lazy.swarm();
       const r = await removeSwarm(deps, o);
       return { data: r, human: `removed stack ${r.stack}` };
     }
+    const { deploySwarm } = await lazy.swarm();
     const r = await deploySwarm(deps, o);
     return { data: r, human: `deployed stack ${r.stack} (${r.services.length} services on ${r.swarmNodes} node(s)) from ${r.file}\nwatch: docker stack services ${r.stack}` };
   },
 
   async scale(deps: FleetDeps, o: { name: string; replicas: number; routerPort?: number }) {
+    const { scaleAgent } = await lazy.scale();
     const r = await scaleAgent(deps, o.name, o.replicas, { routerPort: o.routerPort });
     return { data: r, human: `${r.name}: ${r.replicas} replica(s) (${r.containers.join(', ')})\nload-balanced at ${r.url}` };
   },
 
   async push(deps: FleetDeps, o: { registry: string; name?: string[] }) {
+    const { pushImages } = await lazy.push();
     const r = await pushImages(deps, o.registry, o.name?.length ? o.name : 'all');
     return { data: r, human: table(['image', 'pushed as', 'digest'], r.images.map((i) => [i.image, i.pushed, i.digest])) };
   },
 
   async doctor(deps: FleetDeps) {
+    const { runDoctor } = await lazy.doctor();
     const r = await runDoctor(deps);
     const mark = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' } as const;
     const human = r.checks.map((c) => `${mark[c.status]}  ${c.name.padEnd(11)} ${c.detail}${c.hint && c.status !== 'ok' ? `\n      hint: ${c.hint}` : ''}`).join('\n');

@@ -63,7 +63,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       json = !!g.json;
       if (g.verbose) setLogLevel('debug');
       const config = loadConfig(workspaceOf(g, io), io.env);
-      const registry = openRegistry(config, config.registry, io.env);
+      const registry = await openRegistry(config, config.registry, io.env);
       const engine = new DockerEngine({ env: io.env });
       const deps: FleetDeps = { config, registry, engine };
       const total = progressTotal ? await progressTotal(deps).catch(() => 0) : 0;
