@@ -8,12 +8,11 @@ import { logger } from '../log.js';
 import { agentImageRef, validateAgentName } from '../names.js';
 import { agentDir } from '../paths.js';
 import { hostPortProbe } from '../ports/probe.js';
-import { notFound } from '../registry/local.js';
+import { nameTaken, notFound } from '../registry/errors.js';
 import type { AgentRecord, ToolSummary } from '../registry/registry.js';
 import { planCapabilities } from '../scaffold/capabilities.js';
 import { renderAgentFiles, writeAgentDir } from '../scaffold/render.js';
-import { agentContainerSpec } from './containers.js';
-import { planContainer } from './containers.js';
+import { agentContainerSpec, planContainer } from './containers.js';
 import { agentUrl, systemClock, workspaceLabels, type FleetDeps } from './context.js';
 import { probeHealth, waitUntil } from './health.js';
 import { request } from './http.js';
@@ -51,10 +50,7 @@ export async function createAgent(deps: FleetDeps, opts: CreateOptions): Promise
   const dir = agentDir(config.workspace, slug);
   const taken = await registry.get(slug);
   if (taken) {
-    throw new AppError('NAME_TAKEN', `an agent named '${taken.name}' (slug ${slug}) already exists`, {
-      hint: `choose another --name, or remove it first: agent remove --name ${taken.name}`,
-      details: { agent: slug },
-    });
+    throw nameTaken(slug, taken.name);
   }
   if (existsSync(dir)) {
     throw new AppError('SOURCE_EXISTS', `${dir} already exists but no agent '${opts.name}' is registered`, {

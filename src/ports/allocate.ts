@@ -36,6 +36,14 @@ export function candidatePorts(range: PortRange, reserved: ReadonlySet<number>):
   return out;
 }
 
+/** A port the registry already holds for another agent. */
+export function portReserved(port: number, holder: string): AppError {
+  return new AppError('PORT_IN_USE', `port ${port} is already reserved by agent '${holder}'`, {
+    hint: 'omit --port to get a free port from the range',
+    details: { port, agent: holder },
+  });
+}
+
 /** Says whether a host port can be bound now (something else may hold it). */
 export type HostPortProbe = (port: number) => Promise<boolean>;
 
@@ -60,12 +68,7 @@ export async function choosePort(opts: {
       });
     }
     const holder = reserved.get(requested);
-    if (holder !== undefined) {
-      throw new AppError('PORT_IN_USE', `port ${requested} is already reserved by agent '${holder}'`, {
-        hint: 'omit --port to get a free port from the range',
-        details: { port: requested, agent: holder },
-      });
-    }
+    if (holder !== undefined) throw portReserved(requested, holder);
     if (!(await isHostPortFree(requested))) {
       throw new AppError('PORT_IN_USE', `port ${requested} is already in use on this host`, {
         hint: `free the port (e.g. 'ss -ltnp | grep :${requested}') or omit --port`,

@@ -6,8 +6,8 @@ import { FieldValue, Timestamp, getFirestore, type Firestore, type DocumentData,
 import pRetry, { AbortError } from 'p-retry';
 import { AppError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
-import { choosePort } from '../ports/allocate.js';
-import { notFound } from './local.js';
+import { choosePort, portReserved } from '../ports/allocate.js';
+import { nameTaken, notFound } from './errors.js';
 import type { AgentPatch, AgentRecord, AgentStatus, NewAgent, PortRequest, Registry } from './registry.js';
 
 const log = logger('registry');
@@ -220,7 +220,7 @@ export class FirestoreRegistry implements Registry {
           if ((await this.agents().doc(agent.slug).get()).exists) throw nameTaken(agent.slug);
           if (portReq.requested !== undefined) {
             const holder = (await this.ports().doc(String(portReq.requested)).get()).data()?.agent as string | undefined;
-            if (holder) throw portTaken(portReq.requested, holder);
+            if (holder) throw portReserved(portReq.requested, holder);
           }
           await new Promise((r) => setTimeout(r, 10 + Math.random() * 40 * attempt));
         }
@@ -307,18 +307,4 @@ export class FirestoreRegistry implements Registry {
   async close(): Promise<void> {
     await deleteApp(this.app).catch(() => undefined);
   }
-}
-
-function nameTaken(slug: string): AppError {
-  return new AppError('NAME_TAKEN', `an agent with slug '${slug}' already exists`, {
-    hint: 'choose another --name, or remove the existing agent first',
-    details: { agent: slug },
-  });
-}
-
-function portTaken(port: number, holder: string): AppError {
-  return new AppError('PORT_IN_USE', `port ${port} is already reserved by agent '${holder}'`, {
-    hint: 'omit --port to get a free port from the range',
-    details: { port, agent: holder },
-  });
 }

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { AppError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
 import { choosePort } from '../ports/allocate.js';
+import { nameTaken, notFound } from './errors.js';
 import type { AgentPatch, AgentRecord, NewAgent, PortRequest, Registry } from './registry.js';
 
 const log = logger('registry');
@@ -95,10 +96,7 @@ export class LocalRegistry implements Registry {
     return this.withLock(async (data) => {
       const existing = data.agents[agent.slug];
       if (existing) {
-        throw new AppError('NAME_TAKEN', `an agent named '${existing.name}' (slug ${agent.slug}) already exists`, {
-          hint: `choose another --name, or remove it first: agent remove --name ${existing.name}`,
-          details: { agent: agent.slug },
-        });
+        throw nameTaken(agent.slug, existing.name);
       }
       const reserved = new Map(Object.values(data.agents).map((a) => [a.port, a.slug] as const));
       const port = await choosePort({ ...portReq, reserved });
@@ -137,11 +135,4 @@ export class LocalRegistry implements Registry {
   }
 
   async close(): Promise<void> {}
-}
-
-export function notFound(slugOrName: string): AppError {
-  return new AppError('AGENT_NOT_FOUND', `no agent named '${slugOrName}' in this workspace`, {
-    hint: "see 'agent list' for the agents here, or pass --workspace",
-    details: { agent: slugOrName },
-  });
 }
