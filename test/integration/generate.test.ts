@@ -40,6 +40,10 @@ describe('docker-compose-agents.yml', () => {
     await writeFile(join(dir, 'docker-compose-agents.yml'), text);
     const { stdout } = await run('docker-compose', ['-f', join(dir, 'docker-compose-agents.yml'), 'config', '--services']);
     expect(stdout.trim().split('\n').sort()).toEqual(['data-agent', 'math-agent', 'router']);
+    // the file only references the secret; Compose reads it from agents/<slug>/.env at deploy time
+    const resolved = yaml.load((await run('docker-compose', ['-f', join(dir, 'docker-compose-agents.yml'), 'config'])).stdout) as { services: Record<string, { environment?: Record<string, string> }> };
+    expect(resolved.services['math-agent']!.environment).toMatchObject({ API_KEY: SECRET });
+    expect(resolved.services['data-agent']!.environment?.API_KEY).toBeUndefined();
   });
 
   it('hardens every agent like the local containers and publishes no agent port (so --scale works)', () => {

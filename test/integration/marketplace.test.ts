@@ -104,7 +104,10 @@ describe('marketplace registration of the demo fleet', () => {
   });
 
   it('never stores the API key in the registry', async () => {
-    expect(await readFile(join(ws.dir, '.nexus/registry.json'), 'utf8')).not.toContain(KEY);
+    const text = await readFile(join(ws.dir, '.nexus/registry.json'), 'utf8');
+    // the file holds the listings registered above (id, key, url, card hash), but never the key
+    expect((JSON.parse(text) as { agents: Record<string, { marketplace?: { cardHash: string } }> }).agents['data-agent']!.marketplace?.cardHash).toMatch(/\w{8,}/);
+    expect(text).not.toContain(KEY);
   });
 });
 

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,23 +9,39 @@ import { freePort } from '../helpers/wait.js';
 import { makeWorkspace, type TestWorkspace } from '../helpers/workspace.js';
 
 let ws: TestWorkspace;
-let registry: ChildProcess;
+let registry: ChildProcess | undefined;
 let storage: string;
 let addr: string;
 
+/**
+ * Start the distribution registry (Debian's `docker-registry`) with `config`, listening on `addr`.
+ * Throws a clear error when the binary is missing (scripts/setup.sh installs it), when it exits,
+ * or when `GET /v2/` does not answer 200 within 10 s: this test never skips silently.
+ */
+async function startRegistry(config: string): Promise<ChildProcess> {
+  const probe = spawnSync('docker-registry', ['--version']);
+  if (probe.error) throw new Error(`docker-registry is not installed (${probe.error.message}): run \`bash scripts/setup.sh\` (installs Debian's docker-registry)`);
+  const child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  let exited: string | undefined;
+  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2000); });
+  child.on('error', (e) => { exited = e.message; });
+  child.on('exit', (code, signal) => { exited = `exited (${code ?? signal})`; });
+  for (let i = 0; i < 50 && !exited; i++) {
+    if (await fetch(`http://${addr}/v2/`).then((r) => r.status === 200, () => false)) return child;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  child.kill('SIGTERM');
+  throw new Error(`docker-registry ${exited ?? `did not answer on http://${addr}/v2/ within 10 s`}: ${stderr.trim()}`);
+}
 
 beforeAll(async () => {
-  // the distribution registry (Debian's docker-registry), on loopback, storing in a temp folder
+  // the distribution registry, on loopback, storing in a temp folder
   storage = await mkdtemp(join(tmpdir(), 'nexus-registry-'));
   addr = `127.0.0.1:${await freePort()}`;
   const config = join(storage, 'config.yml');
   await writeFile(config, `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${storage}/data\nhttp:\n  addr: ${addr}\n`);
-  registry = spawn('docker-registry', ['serve', config], { stdio: 'ignore' });
-  for (let i = 0; i < 50; i++) {
-    const ok = await fetch(`http://${addr}/v2/`).then((r) => r.status === 200, () => false);
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  registry = await startRegistry(config);
   ws = await makeWorkspace('9171-9172');
   await createAgent(ws.deps, { name: 'DataAgent', capabilities: ['data'] });
 });
@@ -37,7 +53,7 @@ afterAll(async () => {
   for (const img of await docker.listImages()) {
     for (const tag of img.RepoTags ?? []) if (tag.startsWith(`${addr}/`)) await docker.getImage(tag).remove().catch(() => undefined);
   }
-  await ws.cleanup();
+  await ws?.cleanup(); // undefined when the registry could not start
   await rm(storage, { recursive: true, force: true });
 });
 

@@ -58,7 +58,11 @@ describe('FirestoreRegistry specifics', () => {
   });
 
   it('asks for credentials instead of probing the network when none are set', () => {
-    expect(() => new FirestoreRegistry({ projectId: 'p', env: { HOME: '/nonexistent' } })).toThrow(/no Google credentials/);
-    expect(getApps().length).toBeGreaterThanOrEqual(0);
+    const apps = getApps().length;
+    expect(() => new FirestoreRegistry({ projectId: 'p', env: { HOME: '/nonexistent' } })).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: 'no Google credentials for Firestore', hint: expect.stringContaining('GOOGLE_APPLICATION_CREDENTIALS') }),
+    );
+    // refused before any Firebase app (and so any Google client that could look for credentials) exists
+    expect(getApps().length).toBe(apps);
   });
 });

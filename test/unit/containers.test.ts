@@ -34,11 +34,25 @@ describe('agentContainerSpec', () => {
     expect(Object.keys(s.env)).not.toContain('MARKETPLACE_API_KEY');
   });
 
-  it('changes its config hash when the image or the port changes', () => {
-    const h = (r: AgentRecord, i = img) => agentContainerSpec(config, r, i).labels[LABEL.configHash];
-    expect(h(rec)).toBe(h(rec));
-    expect(h(rec, { ...img, id: 'sha256:bbb' })).not.toBe(h(rec));
-    expect(h({ ...rec, port: 8082 })).not.toBe(h(rec));
+  it('changes its config hash when the image, the port or the limits change, and only then', () => {
+    const h = (r: AgentRecord, i = img, c = config) => agentContainerSpec(c, r, i).labels[LABEL.configHash];
+    const base = h(rec);
+    expect(base).toMatch(/^[0-9a-f]{16}$/);
+    expect(h(rec, { ...img, id: 'sha256:bbb' })).not.toBe(base);
+    expect(h({ ...rec, port: 8082 })).not.toBe(base);
+    expect(h(rec, img, resolveConfig('/ws', { labels: { team: 'a' }, resources: { memoryMiB: 256 } }, {}))).not.toBe(base);
+    // what the container does not run with: lifecycle state, health, timestamps, marketplace text
+    const touched: AgentRecord = { ...rec, status: 'running', desired: 'stopped', description: 'other', createdAt: '2026-01-01T00:00:00Z', updatedAt: '2026-01-02T00:00:00Z' };
+    expect(h(touched)).toBe(base);
+  });
+
+  it('labels the container with the hash the planner keeps, so an unchanged agent is not recreated', () => {
+    const spec = agentContainerSpec(config, rec, img);
+    const observed: ContainerInfo = { id: 'a', name: spec.name, image: img.ref, imageId: img.id, state: 'running', status: '', labels: spec.labels };
+    const again = agentContainerSpec(config, { ...rec, status: 'running', updatedAt: 'later' }, img);
+    expect(planContainer(again.labels[LABEL.configHash]!, [observed])).toEqual({ action: 'keep', id: 'a', remove: [] });
+    const moved = agentContainerSpec(config, { ...rec, port: 8082 }, img);
+    expect(planContainer(moved.labels[LABEL.configHash]!, [observed])).toEqual({ action: 'recreate', remove: ['a'] });
   });
 });
 
