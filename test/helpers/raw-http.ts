@@ -8,7 +8,7 @@ export function rawRequest(base: string, method: string, path: string, opts: { h
   const url = new URL(base);
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: url.hostname, port: url.port, method, path, headers: { ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}), ...opts.headers }, agent: false },
+      { host: url.hostname, port: url.port, method, path, headers: { ...(opts.body !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(opts.body)) } : {}), ...opts.headers }, agent: false },
       (res) => {
         let body = '';
         res.setEncoding('utf8');
