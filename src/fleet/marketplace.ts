@@ -51,7 +51,8 @@ function errorOf(err: unknown): NonNullable<ListingSync['error']> {
  * never registered are left alone; a pending unregister is never overridden.
  * - available: sent as available only if the agent answers /health now, else as unavailable.
  * - unregister: the listing is deleted (404 counts as done), then the record is removed.
- * - a card equal to the last one sent, with nothing pending, is not sent again.
+ * - nothing is sent when the listing already has the status and nothing is pending; when it is
+ *   sent, it is the current card (so it also carries tool changes since the last register).
  * When the marketplace cannot be reached (or is not configured any more, or refuses), the outcome
  * is `stale` and the change is kept in the record's `marketplace.pending`. Never throws.
  * @returns one entry per listing touched, in no particular order; [] when no agent is registered.
@@ -79,20 +80,22 @@ export async function syncListings(deps: FleetDeps, changes: { slug: string; cha
         const m = rec.marketplace!;
         const out: ListingSync = { name: rec.name, slug: rec.slug, change, outcome: 'done' };
         try {
-          if (!client) throw configError;
           if (change === 'unregister') {
+            if (!client) throw configError;
             await client.remove(m.key);
             await deps.registry.remove(rec.slug);
             return out;
           }
           const healthy = change === 'available' && (await probeHealth(agentUrl(deps.config, rec.port), 2000)).ok;
           out.status = healthy ? 'available' : 'unavailable';
-          const card = marketplaceCard(rec, advertisedEndpoint(deps, rec), out.status);
-          const hash = cardHash(card);
-          if (!m.pending && m.cardHash === hash && m.url === client.baseUrl) {
+          // a lifecycle command changes the status; other card changes are register's to send
+          if (!m.pending && m.status === out.status && (!client || m.url === client.baseUrl)) {
             out.outcome = 'unchanged';
             return out;
           }
+          if (!client) throw configError;
+          const card = marketplaceCard(rec, advertisedEndpoint(deps, rec), out.status);
+          const hash = cardHash(card);
           const { listing } = await client.upsert(m.key, card);
           await deps.registry.update(rec.slug, {
             marketplace: { id: listing.id, key: m.key, url: client.baseUrl, cardHash: hash, status: card.status, registeredAt: listing.updated_at },

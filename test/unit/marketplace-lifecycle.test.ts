@@ -162,4 +162,14 @@ describe('marketplace listings follow the lifecycle (issue 14 §6)', () => {
     expect(await deps.registry.get('dead-agent')).toBeUndefined();
     expect((await allListings()).map((l) => l.name)).not.toContain('DeadAgent');
   });
+
+  it('without a marketplace configured, a status change is stale (CONFIG_INVALID); a status the listing already has is not flagged', async () => {
+    await syncListings(deps, [{ slug: 'live-agent', change: 'available' }]);
+    const none = { ...deps, config: loadConfig(dir, { NEXUS_PORT_RANGE: '1024-65535' }) };
+    expect(await syncListings(none, [{ slug: 'live-agent', change: 'available' }])).toMatchObject([{ outcome: 'unchanged', status: 'available' }]);
+    const r = await stopAgents(none, ['LiveAgent']);
+    expect(r.listings).toMatchObject([{ outcome: 'stale', error: { code: 'CONFIG_INVALID', hint: expect.stringContaining('MARKETPLACE_URL') } }]);
+    expect((await deps.registry.get('live-agent'))!.marketplace!.pending).toBe('unavailable');
+    expect(await syncListings(deps, [])).toMatchObject([{ name: 'LiveAgent', outcome: 'done', status: 'unavailable' }]);
+  });
 });
