@@ -8,7 +8,7 @@ import { logger } from '../log.js';
 import { agentImageRef, validateAgentName } from '../names.js';
 import { agentDir } from '../paths.js';
 import { hostPortProbe } from '../ports/probe.js';
-import { nameTaken, notFound } from '../registry/errors.js';
+import { beingRemoved, nameTaken, notFound } from '../registry/errors.js';
 import { isBeingRemoved, type AgentRecord, type ListingChange, type ToolSummary } from '../registry/registry.js';
 import { planCapabilities } from '../scaffold/capabilities.js';
 import { renderAgentFiles, writeAgentDir } from '../scaffold/render.js';
@@ -302,10 +302,8 @@ async function startOne(
 }
 
 function removingOutcome(deps: FleetDeps, rec: AgentRecord): StartOutcome {
-  return {
-    name: rec.name, slug: rec.slug, port: rec.port, url: agentUrl(deps.config, rec.port), outcome: 'failed', imageBuilt: false,
-    error: { code: 'AGENT_NOT_FOUND', message: `agent '${rec.name}' is being removed (its marketplace listing is removed once the marketplace answers)`, hint: `finish it: agent remove --name ${rec.name}` },
-  };
+  const { code, message, hint } = beingRemoved(rec.name);
+  return { name: rec.name, slug: rec.slug, port: rec.port, url: agentUrl(deps.config, rec.port), outcome: 'failed', imageBuilt: false, error: { code, message, hint: hint! } };
 }
 
 /**

@@ -2,6 +2,7 @@ import pLimit from 'p-limit';
 import { AppError, messageOf } from '../errors.js';
 import { a2aCard, cardHash, listingKey, marketplaceCard, type MarketplaceCard } from '../marketplace/cards.js';
 import { MarketplaceClient, type MarketplaceClientOptions } from '../marketplace/client.js';
+import { beingRemoved } from '../registry/errors.js';
 import { isBeingRemoved, type AgentRecord, type ListingChange } from '../registry/registry.js';
 import { agentUrl, workspaceId, type FleetDeps } from './context.js';
 import { probeHealth } from './health.js';
@@ -148,9 +149,7 @@ export async function registerAgents(
         const endpoint = advertisedEndpoint(deps, rec);
         const out: RegisterOutcome = { name: rec.name, slug: rec.slug, outcome: 'failed', api_endpoint: endpoint };
         try {
-          if (isBeingRemoved(rec)) {
-            throw new AppError('AGENT_NOT_FOUND', `agent '${rec.name}' is being removed (its listing is removed once the marketplace answers)`, { hint: `finish it: agent remove --name ${rec.name}` });
-          }
+          if (isBeingRemoved(rec)) throw beingRemoved(rec.name);
           const healthy = (await probeHealth(agentUrl(deps.config, rec.port), 2000)).ok;
           if (!healthy && !opts.markUnavailable) {
             out.outcome = 'refused';
