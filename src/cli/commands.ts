@@ -15,6 +15,7 @@ import {
   type StartResult,
 } from '../fleet/manager.js';
 import { table } from './render.js';
+import type { ListingSync } from '../fleet/marketplace.js';
 
 // Use cases beyond the core load on demand: each command pays only for what it uses (axios,
 // firebase-admin, the generators...), which keeps `agent list` and friends quick to start.
@@ -42,13 +43,27 @@ function renderTransfer(r: { copied: string[]; skipped: { slug: string; reason: 
   return lines.join('\n');
 }
 
+/**
+ * The lines a lifecycle command adds about marketplace listings: what changed, and a warning for
+ * each stale one (the data keeps them in `listings`, with marketplace.pending in the record).
+ */
+export function renderListings(listings: ListingSync[] | undefined): string {
+  const lines = (listings ?? []).flatMap((l) => {
+    const what = l.change === 'unregister' ? 'removal' : `mark ${l.status ?? l.change}`;
+    if (l.outcome === 'stale') return [`warning: ${l.name}'s marketplace listing is stale (pending ${what}): ${l.error?.message ?? 'not sent'}; retried by the next start/stop/remove or agent register`];
+    if (l.outcome === 'done') return [`${l.name}: marketplace listing ${l.change === 'unregister' ? 'removed' : `marked ${l.status}`}`];
+    return [];
+  });
+  return lines.length ? `\n\n${lines.join('\n')}` : '';
+}
+
 function renderStart(r: StartResult): string {
   if (r.agents.length === 0) return "no agents in this workspace; create one: agent create --name MyAgent --capabilities data";
   const rows = r.agents.map((a) => [a.name, a.outcome, a.port, a.outcome === 'failed' ? a.error?.message ?? '' : a.url]);
   let out = table(['agent', 'outcome', 'port', 'url / error'], rows);
   for (const a of r.agents.filter((x) => x.logs)) out += `\n\n${a.name}: last log lines:\n${a.logs}`;
   out += `\n\n${r.ok} healthy, ${r.failed} failed`;
-  return out;
+  return out + renderListings(r.listings);
 }
 
 function startResult(r: StartResult): CommandResult<StartResult> {
@@ -85,7 +100,7 @@ export const commands = {
   async stop(deps: FleetDeps, o: { name?: string[]; timeout?: number }, all = false) {
     const r = await stopAgents(deps, all ? 'all' : (o.name ?? []), o.timeout ?? 10);
     if (all) await (await lazy.scale()).removeLocalRouter(deps);
-    return { data: r, human: r.agents.length ? table(['agent', 'containers removed'], r.agents.map((a) => [a.name, a.removed])) : 'no agents' };
+    return { data: r, human: (r.agents.length ? table(['agent', 'containers removed'], r.agents.map((a) => [a.name, a.removed])) : 'no agents') + renderListings(r.listings) };
   },
 
   async restart(deps: FleetDeps, o: { name: string[]; timeout?: number }) {
@@ -120,7 +135,10 @@ export const commands = {
 
   async remove(deps: FleetDeps, o: { name: string; purge?: boolean }) {
     const r = await removeAgent(deps, o.name, { purge: o.purge ?? false });
-    return { data: r, human: `removed ${r.name} (port ${r.port} released)${r.purged ? ', source deleted' : `; source kept in agents/${r.slug}/ (delete it, or use --purge)`}` };
+    const gone = r.recordKept
+      ? `removed ${r.name}'s containers and image; its record (and port ${r.port}) stays until its marketplace listing is removed`
+      : `removed ${r.name} (port ${r.port} released)`;
+    return { data: r, human: `${gone}${r.purged ? ', source deleted' : `; source kept in agents/${r.slug}/ (delete it, or use --purge)`}${renderListings(r.listings)}` };
   },
 
   async demo(deps: FleetDeps) {
@@ -146,7 +164,7 @@ export const commands = {
     const { registerAgents } = await lazy.marketplace();
     const r = await registerAgents(deps, o.all ? 'all' : o.name!, { markUnavailable: o.markUnavailable ?? false });
     const rows = r.agents.map((a) => [a.name, a.outcome, a.api_endpoint, a.error ? `${a.error.message}${a.error.hint ? ` (${a.error.hint})` : ''}` : (a.id ?? '')]);
-    const human = r.agents.length ? `${table(['agent', 'outcome', 'api_endpoint', 'listing id / error'], rows)}\n\n${r.agents.length - r.failed} registered, ${r.failed} not` : 'no agents';
+    const human = (r.agents.length ? `${table(['agent', 'outcome', 'api_endpoint', 'listing id / error'], rows)}\n\n${r.agents.length - r.failed} registered, ${r.failed} not` : 'no agents') + renderListings(r.listings);
     const single = r.agents.length === 1 ? r.agents[0] : undefined;
     const exitCode = r.failed === 0 ? ExitCode.OK : single?.outcome === 'refused' ? ExitCode.UNHEALTHY : single?.error?.code.startsWith('MARKETPLACE') ? ExitCode.MARKETPLACE : ExitCode.PARTIAL;
     return { data: r, human, exitCode };

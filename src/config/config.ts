@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { AppError, messageOf } from '../errors.js';
 import { PROJECT_RE } from '../names.js';
 import { parsePortRange, type PortRange } from '../ports/allocate.js';
+import { checkMarketplaceUrl } from '../marketplace/url.js';
 
 /** File name of the workspace configuration. */
 export const CONFIG_FILE = 'nexus.yaml';
@@ -171,7 +172,9 @@ export function resolveConfig(workspace: string, file: unknown, env: Env): Confi
     },
     labels: f.labels ?? {},
     marketplace: {
-      url: env.MARKETPLACE_URL ?? f.marketplace?.url,
+      url: env.MARKETPLACE_URL
+        ? checkMarketplaceUrl(env.MARKETPLACE_URL, 'MARKETPLACE_URL')
+        : f.marketplace?.url && checkMarketplaceUrl(f.marketplace.url, `${CONFIG_FILE} marketplace.url`),
       apiKey: env.MARKETPLACE_API_KEY ?? f.marketplace?.apiKey,
       timeoutMs: f.marketplace?.timeoutMs ?? 10_000,
       retries: f.marketplace?.retries ?? 4,

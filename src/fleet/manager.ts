@@ -8,8 +8,8 @@ import { logger } from '../log.js';
 import { agentImageRef, validateAgentName } from '../names.js';
 import { agentDir } from '../paths.js';
 import { hostPortProbe } from '../ports/probe.js';
-import { nameTaken, notFound } from '../registry/errors.js';
-import type { AgentRecord, ToolSummary } from '../registry/registry.js';
+import { beingRemoved, nameTaken, notFound } from '../registry/errors.js';
+import { isBeingRemoved, type AgentRecord, type ListingChange, type ToolSummary } from '../registry/registry.js';
 import { planCapabilities } from '../scaffold/capabilities.js';
 import { renderAgentFiles, writeAgentDir } from '../scaffold/render.js';
 import { agentContainerSpec, planContainer } from './containers.js';
@@ -17,8 +17,16 @@ import { agentUrl, systemClock, workspaceLabels, type FleetDeps } from './contex
 import { probeHealth, waitUntil } from './health.js';
 import { request } from './http.js';
 import { ensureAgentImage, ensureBaseImage, type AgentImage, type BaseImage } from './images.js';
+import type { ListingSync } from './marketplace.js';
 
 const log = logger('fleet');
+
+/** Listings follow the lifecycle (fleet/marketplace.ts, loaded only when an agent is registered: it brings the HTTP client, 0.1-0.2 s). */
+async function syncListings(deps: FleetDeps, changes: { slug: string; change: ListingChange }[]): Promise<{ listings?: ListingSync[] }> {
+  if (!(await deps.registry.list()).some((r) => r.marketplace)) return {};
+  const listings = await (await import('./marketplace.js')).syncListings(deps, changes);
+  return listings.length ? { listings } : {};
+}
 
 export interface CreateOptions {
   name: string;
@@ -160,6 +168,8 @@ export interface StartResult {
   agents: StartOutcome[];
   ok: number;
   failed: number;
+  /** Marketplace listings this start changed or retried (registered agents only). */
+  listings?: ListingSync[];
 }
 
 async function agentContainers(deps: FleetDeps, slug: string): Promise<ContainerInfo[]> {
@@ -292,21 +302,32 @@ async function startOne(
   }
 }
 
+function removingOutcome(deps: FleetDeps, rec: AgentRecord): StartOutcome {
+  const { code, message, hint } = beingRemoved(rec.name);
+  return { name: rec.name, slug: rec.slug, port: rec.port, url: agentUrl(deps.config, rec.port), outcome: 'failed', imageBuilt: false, error: { code, message, hint: hint! } };
+}
+
 /**
  * Start agents (names, or 'all' for start-all): ensure the base image, build what changed, create
  * and start containers in parallel (at most start.concurrency at once), wait for health, record
  * state, and report each agent's outcome. Idempotent: running healthy agents are left alone.
+ * Registered agents' listings follow: healthy ones are marked available, failed ones unavailable
+ * (`listings`; stale ones are retried later, see fleet/marketplace.ts syncListings).
  * @throws AppError ENGINE_UNREACHABLE, BASE_IMAGE_FAILED, AGENT_NOT_FOUND (per-agent failures are outcomes)
  */
 export async function startAgents(deps: FleetDeps, names: string[] | 'all'): Promise<StartResult> {
   await deps.engine.ping();
-  const targets = await resolveTargets(deps, names);
-  if (targets.length === 0) return { agents: [], ok: 0, failed: 0 };
-  const base = await ensureBaseImage(deps);
+  const all = await resolveTargets(deps, names);
+  // an agent being removed is never started again; named, it is an error
+  const removing = names === 'all' ? [] : all.filter(isBeingRemoved).map((rec) => removingOutcome(deps, rec));
+  const targets = all.filter((rec) => !isBeingRemoved(rec));
+  if (targets.length === 0 && removing.length === 0) return { agents: [], ok: 0, failed: 0, ...(await syncListings(deps, [])) };
+  const base = targets.length ? await ensureBaseImage(deps) : undefined;
   const limit = pLimit(deps.config.start.concurrency);
-  const agents = await Promise.all(targets.map((rec) => startOne(deps, rec, base, limit)));
+  const agents = [...removing, ...(await Promise.all(targets.map((rec) => startOne(deps, rec, base!, limit))))];
   const failed = agents.filter((a) => a.outcome === 'failed').length;
-  return { agents, ok: agents.length - failed, failed };
+  const listings = await syncListings(deps, targets.map((rec, i) => ({ slug: rec.slug, change: agents[removing.length + i]!.outcome === 'failed' ? 'unavailable' : 'available' })));
+  return { agents, ok: agents.length - failed, failed, ...listings };
 }
 
 export interface StopOutcome {
@@ -319,8 +340,9 @@ export interface StopOutcome {
 /**
  * Stop agents: SIGTERM (in-flight requests finish), SIGKILL after `timeoutS`, then remove the
  * container (agents are stateless; `start` recreates it in about a second). Records desired=stopped.
+ * Registered agents' listings are marked unavailable (`listings`; stale ones are retried later).
  */
-export async function stopAgents(deps: FleetDeps, names: string[] | 'all', timeoutS = 10): Promise<{ agents: StopOutcome[] }> {
+export async function stopAgents(deps: FleetDeps, names: string[] | 'all', timeoutS = 10): Promise<{ agents: StopOutcome[]; listings?: ListingSync[] }> {
   await deps.engine.ping();
   const targets = await resolveTargets(deps, names);
   const limit = pLimit(deps.config.start.concurrency);
@@ -338,7 +360,7 @@ export async function stopAgents(deps: FleetDeps, names: string[] | 'all', timeo
       }),
     ),
   );
-  return { agents };
+  return { agents, ...(await syncListings(deps, targets.map((rec) => ({ slug: rec.slug, change: 'unavailable' as const })))) };
 }
 
 /** One row of `list`: the record merged with live container state and health. */
@@ -428,16 +450,27 @@ export async function agentLogs(deps: FleetDeps, name: string, tail = 100): Prom
 
 /**
  * Remove an agent: its containers, its image, its record (releasing the port), and with `purge`
- * its source folder. Containers go first so nothing runs without a record.
+ * its source folder. Containers go first so nothing runs without a record. A registered agent's
+ * listing is removed from the marketplace; when that fails, `recordKept` is true and the record
+ * (port included) stays until a later lifecycle command or `register` removes the listing.
  */
-export async function removeAgent(deps: FleetDeps, name: string, opts: { purge?: boolean } = {}): Promise<{ name: string; slug: string; port: number; purged: boolean }> {
+export async function removeAgent(
+  deps: FleetDeps,
+  name: string,
+  opts: { purge?: boolean } = {},
+): Promise<{ name: string; slug: string; port: number; purged: boolean; recordKept: boolean; listings?: ListingSync[] }> {
   await deps.engine.ping();
   const [record] = await resolveTargets(deps, [name]);
   const rec = record!;
   for (const c of await agentContainers(deps, rec.slug)) await deps.engine.removeContainer(c.id);
   await deps.engine.removeImage(agentImageRef(rec.slug, deps.config.images.tag, deps.config.project)).catch(() => undefined);
-  await deps.registry.remove(rec.slug);
+  // a registered agent's listing goes first; if the marketplace cannot be reached, the record
+  // stays (stopped, marketplace.pending unregister) until a later command removes the listing
+  const synced = await syncListings(deps, [{ slug: rec.slug, change: 'unregister' }]);
+  const recordKept = !!synced.listings?.some((l) => l.slug === rec.slug && l.outcome === 'stale');
+  if (recordKept) await deps.registry.update(rec.slug, { desired: 'stopped', status: 'stopped' });
+  else await deps.registry.remove(rec.slug);
   const dir = agentDir(deps.config.workspace, rec.slug);
   if (opts.purge) await rm(dir, { recursive: true, force: true });
-  return { name: rec.name, slug: rec.slug, port: rec.port, purged: !!opts.purge };
+  return { name: rec.name, slug: rec.slug, port: rec.port, purged: !!opts.purge, recordKept, ...synced };
 }

@@ -4,11 +4,12 @@ import { AppError } from '../errors.js';
 import { logger } from '../log.js';
 import type { MarketplaceCard } from './cards.js';
 import type { Listing } from './server.js';
+import { checkMarketplaceUrl } from './url.js';
 
 const log = logger('marketplace');
 
 export interface MarketplaceClientOptions {
-  /** Base URL, e.g. http://127.0.0.1:8200 */
+  /** Base URL, e.g. http://127.0.0.1:8200; http(s), without credentials (AppError CONFIG_INVALID otherwise). */
   baseUrl: string;
   /** Bearer token. Secret: kept only in the request header, never logged or returned. */
   apiKey: string;
@@ -76,7 +77,7 @@ export class MarketplaceClient {
   private readonly attempts: number;
 
   constructor(o: MarketplaceClientOptions) {
-    this.baseUrl = o.baseUrl.replace(/\/+$/, '');
+    this.baseUrl = checkMarketplaceUrl(o.baseUrl, 'the marketplace URL').replace(/\/+$/, '');
     const retries = o.retries ?? 4;
     this.attempts = retries + 1;
     const backoff = { baseDelayMs: o.baseDelayMs ?? 500, maxDelayMs: o.maxDelayMs ?? 10_000, random: o.random ?? Math.random };

@@ -16,3 +16,11 @@ export function nameTaken(slug: string, name?: string): AppError {
     details: { agent: slug },
   });
 }
+
+/** An agent whose `remove` waits for its marketplace listing to go (marketplace.pending unregister). */
+export function beingRemoved(name: string): AppError {
+  return new AppError('AGENT_NOT_FOUND', `agent '${name}' is being removed (its marketplace listing is removed once the marketplace answers)`, {
+    hint: `finish it: agent remove --name ${name}`,
+    details: { agent: name },
+  });
+}

@@ -3,6 +3,14 @@ import type { HostPortProbe, PortRange } from '../ports/allocate.js';
 /** Lifecycle status of an agent as last recorded. */
 export type AgentStatus = 'created' | 'built' | 'running' | 'stopped' | 'unhealthy' | 'failed';
 
+/** A change of an agent's marketplace listing that follows its lifecycle (src/fleet/marketplace.ts). */
+export type ListingChange = 'unregister' | 'unavailable' | 'available';
+
+/** An agent `remove` could not finish: kept only until its listing is gone (marketplace.pending unregister). */
+export function isBeingRemoved(rec: AgentRecord): boolean {
+  return rec.marketplace?.pending === 'unregister';
+}
+
 /** A tool as recorded in the registry (from the agent's GET /tools). */
 export interface ToolSummary {
   name: string;
@@ -29,8 +37,11 @@ export interface AgentRecord {
   image?: { ref: string; id: string; sourceHash: string; builtAt: string } | undefined;
   tools?: ToolSummary[] | undefined;
   /** The marketplace listing: its id there, the stable key it is upserted under, and the hash of
-   *  the card last sent (an unchanged card is not sent again). Never the API key. */
-  marketplace?: { id: string; key: string; url: string; cardHash: string; status: 'available' | 'unavailable'; registeredAt: string } | undefined;
+   *  the card last sent (an unchanged card is not sent again). Never the API key.
+   *  `pending`: a listing change a lifecycle command could not make (marketplace unreachable), so
+   *  the listing is stale; retried by the next lifecycle command or `register`. A record whose
+   *  pending is `unregister` is an agent being removed: kept only until its listing is gone. */
+  marketplace?: { id: string; key: string; url: string; cardHash: string; status: 'available' | 'unavailable'; registeredAt: string; pending?: ListingChange | undefined } | undefined;
   /** Last error message (status failed/unhealthy). */
   lastError?: string | undefined;
   /** ISO-8601 timestamps. */

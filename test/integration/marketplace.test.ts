@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDemo } from '../../src/fleet/demo.js';
 import { request } from '../../src/fleet/http.js';
-import { startAgents, stopAgents } from '../../src/fleet/manager.js';
+import { removeAgent, startAgents, stopAgents } from '../../src/fleet/manager.js';
 import { registerAgents, unregisterAgents } from '../../src/fleet/marketplace.js';
 import { marketplaceCard } from '../../src/marketplace/cards.js';
 import { MarketplaceClient, type RetryInfo } from '../../src/marketplace/client.js';
@@ -88,11 +88,14 @@ describe('marketplace registration of the demo fleet', () => {
   });
 
   it('refuses an agent that is not healthy, or lists it as unavailable when asked', async () => {
-    await stopAgents(ws.deps, ['CodeAgent'], 1);
+    // stop itself marks the listing unavailable (issue 14 §6), so --mark-unavailable finds it so
+    const stopped = await stopAgents(ws.deps, ['CodeAgent'], 1);
+    expect(stopped.listings).toMatchObject([{ name: 'CodeAgent', change: 'unavailable', outcome: 'done', status: 'unavailable' }]);
+    expect((await listings()).find((x) => x.name === 'CodeAgent')!.status).toBe('unavailable');
     const refused = await registerAgents(ws.deps, ['CodeAgent']);
     expect(refused.agents[0]).toMatchObject({ outcome: 'refused', error: { code: 'NOT_HEALTHY' } });
     const marked = await registerAgents(ws.deps, ['CodeAgent'], { markUnavailable: true });
-    expect(marked.agents[0]).toMatchObject({ outcome: 'updated', status: 'unavailable' });
+    expect(marked.agents[0]).toMatchObject({ outcome: 'unchanged', status: 'unavailable' });
     expect((await listings()).find((x) => x.name === 'CodeAgent')!.status).toBe('unavailable');
   });
 
@@ -101,6 +104,30 @@ describe('marketplace registration of the demo fleet', () => {
     expect((await listings()).map((l) => l.name)).not.toContain('CodeAgent');
     expect((await ws.deps.registry.get('code-agent'))!.marketplace).toBeUndefined();
     await expect(unregisterAgents(ws.deps, ['CodeAgent'])).rejects.toMatchObject({ code: 'NOT_REGISTERED' });
+  });
+
+  it('a healthy start marks a stopped listing available again; when the marketplace fails, later', async () => {
+    await stopAgents(ws.deps, ['TextAgent'], 1);
+    expect((await listings()).find((x) => x.name === 'TextAgent')!.status).toBe('unavailable');
+    proxy.faults.push(...Array.from({ length: 10 }, () => ({ status: 503 })));
+    const stale = await startAgents(ws.deps, ['TextAgent']);
+    proxy.faults.length = 0;
+    expect(stale.agents[0]!.outcome).not.toBe('failed');
+    expect(stale.listings).toMatchObject([{ name: 'TextAgent', change: 'available', outcome: 'stale', error: { code: 'MARKETPLACE_ERROR' } }]);
+    expect((await ws.deps.registry.get('text-agent'))!.marketplace!.pending).toBe('available');
+    expect((await listings()).find((x) => x.name === 'TextAgent')!.status).toBe('unavailable');
+    const again = await startAgents(ws.deps, ['TextAgent']);
+    expect(again.agents[0]!.outcome).toBe('unchanged');
+    expect(again.listings).toMatchObject([{ name: 'TextAgent', change: 'available', outcome: 'done', status: 'available' }]);
+    expect((await listings()).find((x) => x.name === 'TextAgent')!.status).toBe('available');
+    expect((await ws.deps.registry.get('text-agent'))!.marketplace).not.toHaveProperty('pending');
+  });
+
+  it('remove unregisters a registered agent', async () => {
+    const r = await removeAgent(ws.deps, 'ImageAgent');
+    expect(r).toMatchObject({ recordKept: false, listings: [{ name: 'ImageAgent', change: 'unregister', outcome: 'done' }] });
+    expect((await listings()).map((l) => l.name)).not.toContain('ImageAgent');
+    expect(await ws.deps.registry.get('image-agent')).toBeUndefined();
   });
 
   it('never stores the API key in the registry', async () => {
