@@ -166,7 +166,7 @@ export const commands = {
 
   async registryExport(deps: FleetDeps, o: { output?: string }) {
     const { exportRegistry } = await lazy.transfer();
-    const doc = await exportRegistry(deps.registry);
+    const doc = await exportRegistry(deps.registry, deps.clock);
     if (o.output) {
       await writeFileAtomic(o.output, JSON.stringify(doc, null, 2) + '\n', { mode: 0o600 });
       return { data: { output: o.output, agents: doc.agents.length }, human: `exported ${doc.agents.length} agent(s) from the ${doc.registry} registry to ${o.output}` };

@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import writeFileAtomic from 'write-file-atomic';
 import type { MarketplaceCard } from './cards.js';
+import { isoNow, type Clock } from '../clock.js';
 
 /** A listing: the card plus what the marketplace adds. Timestamps are ISO-8601. */
 export interface Listing extends MarketplaceCard {
@@ -68,6 +69,8 @@ export interface MarketplaceServerOptions {
   /** JSON file the listings persist to (loaded at start, rewritten atomically on change). */
   dataFile?: string | undefined;
   logger?: boolean;
+  /** Time for listings' timestamps (default: the system clock). */
+  clock?: Clock;
 }
 
 function digest(s: string): Buffer {
@@ -139,7 +142,7 @@ export async function buildMarketplaceServer(opts: MarketplaceServerOptions): Pr
       },
     },
     async (req, reply) => {
-      const now = new Date().toISOString();
+      const now = isoNow(opts.clock);
       const prev = listings.get(req.params.key);
       const listing: Listing = {
         ...req.body,
