@@ -64,6 +64,7 @@ export interface ConvergeOptions {
 export async function waitForStack(deps: FleetDeps, stack: string, o: ConvergeOptions): Promise<ServiceOutcome[]> {
   const clock = deps.clock ?? systemClock;
   let last: ServiceOutcome[] = [];
+  const said = new Map<string, string>();
   const settled = await waitUntil(
     async () => {
       const found = new Map((await deps.engine.stackServices(stack)).map((s) => [s.name, s]));
@@ -71,7 +72,12 @@ export async function waitForStack(deps: FleetDeps, stack: string, o: ConvergeOp
         const s = found.get(name);
         return s ? serviceOutcome(s, o.since) : { service: name, outcome: 'pending' as const, running: 0, desired: 1, error: 'service not found' };
       });
-      for (const x of last) deps.onProgress?.({ agent: x.service, phase: x.outcome, message: `${x.running}/${x.desired} running${x.error ? `: ${x.error}` : ''}` });
+      for (const x of last) {
+        const message = `${x.running}/${x.desired} running${x.error ? `: ${x.error}` : ''}`;
+        // progress on change only: a poll a second must not print a line a second
+        if (said.get(x.service) !== message) deps.onProgress?.({ agent: x.service, phase: x.outcome, message });
+        said.set(x.service, message);
+      }
       if (last.some((x) => x.outcome === 'failed')) return false;
       return last.every((x) => x.outcome === 'converged') ? true : undefined;
     },
