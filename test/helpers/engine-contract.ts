@@ -3,6 +3,13 @@ import { HARDENED, LABEL } from '../../src/conventions.js';
 import type { ContainerSpec, Engine } from '../../src/engine/engine.js';
 import { eventually } from './wait.js';
 
+/** A long-running command and healthchecks that pass and fail, for an image with `node` in it. */
+export const NODE_PROBES = {
+  cmd: ['node', '-e', 'setInterval(() => {}, 1e9)'],
+  passing: ['node', '-e', '0'],
+  failing: ['node', '-e', 'process.exit(1)'],
+};
+
 /** What the contract needs of an engine under test. */
 export interface EngineFixture {
   engine: Engine;

@@ -3,7 +3,7 @@ import { afterAll } from 'vitest';
 import { DockerEngine } from '../../src/engine/docker.js';
 import { hostNodeImageTag } from '../../src/engine/rootfs.js';
 import { HOST_NODE_IMAGE_REPO } from '../../src/names.js';
-import { engineContract } from '../helpers/engine-contract.js';
+import { engineContract, NODE_PROBES } from '../helpers/engine-contract.js';
 import { removeByLabel, testRunId, TEST_LABEL } from '../helpers/workspace.js';
 
 // ports 9301-9303 of this file's band (9301-9320)
@@ -20,9 +20,7 @@ engineContract('docker', async () => {
   return {
     engine,
     image: hostNodeRef,
-    cmd: ['node', '-e', 'setInterval(() => {}, 1e9)'],
-    passing: ['node', '-e', '0'],
-    failing: ['node', '-e', 'process.exit(1)'],
+    ...NODE_PROBES,
     labels,
     prefix: `nxt-${testRunId()}-engine`,
     ports: [9301, 9302, 9303],

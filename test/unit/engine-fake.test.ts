@@ -1,5 +1,5 @@
 import { FakeEngine } from '../../src/engine/fake.js';
-import { engineContract } from '../helpers/engine-contract.js';
+import { engineContract, NODE_PROBES } from '../helpers/engine-contract.js';
 
 const IMAGE = 'nexus-delta-node:fake';
 
@@ -8,9 +8,7 @@ engineContract('fake', async () => {
   return {
     engine,
     image: IMAGE,
-    cmd: ['node', '-e', 'setInterval(() => {}, 1e9)'],
-    passing: ['node', '-e', '0'],
-    failing: ['node', '-e', 'process.exit(1)'],
+    ...NODE_PROBES,
     labels: { 'dev.nexus-delta.test': 'fake' },
     prefix: 'fake',
     ports: [9301, 9302, 9303],
