@@ -38,6 +38,7 @@ export const ErrorCodes = {
   BASE_IMAGE_FAILED: { exitCode: ExitCode.BUILD, httpStatus: 500 },
   BUILD_FAILED: { exitCode: ExitCode.BUILD, httpStatus: 500 },
   CONTAINER_UNHEALTHY: { exitCode: ExitCode.UNHEALTHY, httpStatus: 502 },
+  STACK_NOT_CONVERGED: { exitCode: ExitCode.UNHEALTHY, httpStatus: 502 },
   REGISTRY_LOCKED: { exitCode: ExitCode.REGISTRY, httpStatus: 503 },
   REGISTRY_CORRUPT: { exitCode: ExitCode.REGISTRY, httpStatus: 500 },
   REGISTRY_UNREACHABLE: { exitCode: ExitCode.REGISTRY, httpStatus: 503 },

@@ -184,7 +184,7 @@ export const commands = {
 
   async registryExport(deps: FleetDeps, o: { output?: string }) {
     const { exportRegistry } = await lazy.transfer();
-    const doc = await exportRegistry(deps.registry);
+    const doc = await exportRegistry(deps.registry, deps.clock);
     if (o.output) {
       await writeFileAtomic(o.output, JSON.stringify(doc, null, 2) + '\n', { mode: 0o600 });
       return { data: { output: o.output, agents: doc.agents.length }, human: `exported ${doc.agents.length} agent(s) from the ${doc.registry} registry to ${o.output}` };
@@ -231,7 +231,7 @@ export const commands = {
     return { data: { files }, human: `wrote ${files.join(', ')}` };
   },
 
-  async deploy(deps: FleetDeps, o: { swarm?: boolean; remove?: boolean; stack?: string; replicas?: number; routerPort?: number; registry?: string; offlineRouter?: boolean }) {
+  async deploy(deps: FleetDeps, o: { swarm?: boolean; remove?: boolean; stack?: string; replicas?: number; routerPort?: number; registry?: string; offlineRouter?: boolean; waitTimeout?: number }) {
     if (!o.swarm) throw new AppError('USAGE', 'deploy needs a target: --swarm', { hint: 'agent deploy --swarm' });
     if (o.remove) {
       const { removeSwarm } = await lazy.swarm();
@@ -239,8 +239,9 @@ export const commands = {
       return { data: r, human: `removed stack ${r.stack}` };
     }
     const { deploySwarm } = await lazy.swarm();
-    const r = await deploySwarm(deps, o);
-    return { data: r, human: `deployed stack ${r.stack} (${r.services.length} services on ${r.swarmNodes} node(s)) from ${r.file}\nwatch: docker stack services ${r.stack}` };
+    const r = await deploySwarm(deps, { ...o, waitTimeoutS: o.waitTimeout });
+    const running = r.outcomes.map((x) => `  ${x.service}: ${x.running}/${x.desired} running`).join('\n');
+    return { data: r, human: `deployed stack ${r.stack} (${r.services.length} services on ${r.swarmNodes} node(s), router image ${r.routerImage}) from ${r.file}\n${running}\nwatch: docker stack services ${r.stack}` };
   },
 
   async scale(deps: FleetDeps, o: { name: string; replicas: number; routerPort?: number }) {

@@ -207,6 +207,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .option('--router-port <port>', 'port the router publishes on every node', parsePort, 8088)
     .option('--registry <host[:port]>', 'pull agent images from this registry (see push)')
     .option('--offline-router', "build the router image from this host's nginx")
+    .option('--wait-timeout <seconds>', 'how long to wait for every service to run healthy (default 180)', parsePositive)
     .action(run((d, o) => commands.deploy(d, o)));
   const registryCmd = program.command('registry').description('move agent records between registries (local, firestore)');
   const registryKind = (v: string) => {

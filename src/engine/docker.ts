@@ -1,9 +1,13 @@
 import { PassThrough, type Readable } from 'node:stream';
 import Docker from 'dockerode';
 import tar from 'tar-fs';
+import { STOP_GRACE_S } from '../conventions.js';
 import { AppError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
-import type { BuildSpec, ContainerDetails, ContainerInfo, ContainerSpec, ContainerState, Engine, EngineInfo, ImageInfo } from './engine.js';
+import type { BuildSpec, ContainerDetails, ContainerInfo, ContainerSpec, ContainerState, Engine, EngineInfo, ImageInfo, ServiceStatus, StackDeploySpec, TaskState } from './engine.js';
+import { ensureHostNodeImage } from './rootfs.js';
+import { ensureOfflineRouterImage } from './router-image.js';
+import { dockerStackDeploy, dockerStackRemove } from './stack.js';
 
 const log = logger('engine');
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ETIMEDOUT', 'EHOSTUNREACH', 'ECONNRESET', 'EPIPE']);
@@ -47,54 +51,115 @@ export function demuxLogBuffer(buf: Buffer): string {
   return buf.toString('utf8');
 }
 
+/** What the engine answered when it refused: HTTP status (API calls) and message, read once from the error. */
+export interface EngineFault {
+  /** HTTP status of the Engine API answer; undefined for socket errors and the docker CLI. */
+  status?: number | undefined;
+  /** Socket error code (ECONNREFUSED, EACCES, ...) when the engine was not reached. */
+  code?: string | undefined;
+  message: string;
+}
+
+/** Read dockerode's / the docker CLI's error once: status, socket code, the engine's message. Pure. */
+export function faultOf(err: unknown): EngineFault {
+  const e = err as { code?: unknown; statusCode?: number; json?: { message?: string } | string; stderr?: string };
+  const json = typeof e?.json === 'object' ? e.json?.message : undefined;
+  const message = (json ?? (e?.stderr ? e.stderr.trim().split('\n').slice(-3).join(' ') : undefined) ?? messageOf(err)).trim();
+  return { status: e?.statusCode, code: typeof e?.code === 'string' ? e.code : undefined, message };
+}
+
+// Docker's words for a host port that cannot be bound: the port allocator ("port is already
+// allocated", another container holds it) and the kernel via docker-proxy ("address already in use").
+const PORT_TAKEN = /port is already allocated|address already in use/i;
+
+/** Whether the engine refused because a host port is taken (by a container or another process). Pure. */
+export function isPortConflict(f: EngineFault): boolean {
+  return (f.status === undefined || f.status >= 500) && PORT_TAKEN.test(f.message);
+}
+
+/** Ids in logs and messages: 12 hex digits of a container/image id, names as they are. */
+export function shortId(ref: string): string {
+  const hex = /^(?:sha256:)?([0-9a-f]{64})$/.exec(ref);
+  return hex ? hex[1]!.slice(0, 12) : ref;
+}
+
+interface CallOptions<T> {
+  /** Answers that are not failures (404 on remove, 304 on start): the value to return instead. */
+  tolerate?: (f: EngineFault) => { value: T } | undefined;
+  /** A more precise error than ENGINE_ERROR for some answers (409 on create -> NAME_TAKEN). */
+  refine?: (f: EngineFault, err: unknown) => AppError | undefined;
+}
+
 /**
- * The dockerode implementation of Engine. Every call logs start/failure with the short id under
- * `nexus:engine` and rethrows as AppError with context.
+ * The dockerode implementation of Engine. Every call goes through `call`: it logs start, success
+ * (with the time taken) or failure with the short id under `nexus:engine`, and rethrows as AppError
+ * with context (ENGINE_UNREACHABLE, PORT_IN_USE, ENGINE_ERROR, or the call's own refinement).
  */
 export class DockerEngine implements Engine {
   readonly endpoint: string;
   private readonly docker: Docker;
+  private readonly env: Record<string, string | undefined>;
+  private readonly binaries: { node: string; nginx: string };
 
-  constructor(opts: { docker?: Docker; env?: Record<string, string | undefined> } = {}) {
-    const env = opts.env ?? process.env;
-    this.endpoint = engineEndpoint(env);
+  constructor(opts: { docker?: Docker; env?: Record<string, string | undefined>; nodeBinary?: string; nginxBinary?: string } = {}) {
+    this.env = opts.env ?? process.env;
+    this.endpoint = engineEndpoint(this.env);
     // TLS over tcp: let docker-modem read DOCKER_CERT_PATH itself from the process environment
-    this.docker = opts.docker ?? (env.DOCKER_HOST?.startsWith('tcp:') && env.DOCKER_TLS_VERIFY ? new Docker() : new Docker(dockerOptions(env)));
+    this.docker = opts.docker ?? (this.env.DOCKER_HOST?.startsWith('tcp:') && this.env.DOCKER_TLS_VERIFY ? new Docker() : new Docker(dockerOptions(this.env)));
+    this.binaries = { node: opts.nodeBinary ?? process.execPath, nginx: opts.nginxBinary ?? '/usr/sbin/nginx' };
   }
 
-  /** Map a dockerode/socket error to AppError. */
-  private wrap(err: unknown, what: string): AppError {
+  /** The one error path: map an engine failure to AppError. */
+  private wrap(err: unknown, what: string, refine?: CallOptions<unknown>['refine']): AppError {
     if (err instanceof AppError) return err;
-    const e = err as { code?: string; statusCode?: number; json?: { message?: string }; reason?: string };
-    if (e.code && UNREACHABLE_CODES.has(e.code)) {
+    const f = faultOf(err);
+    if (f.code && UNREACHABLE_CODES.has(f.code)) {
       const hint =
-        e.code === 'EACCES'
+        f.code === 'EACCES'
           ? 'run as root or add your user to the docker group (then log in again)'
           : 'start Docker (sudo bash scripts/ensure-docker.sh, or systemctl start docker), or set DOCKER_HOST';
-      return new AppError('ENGINE_UNREACHABLE', `cannot reach the Docker engine at ${this.endpoint} (${e.code})`, { hint, cause: err });
+      return new AppError('ENGINE_UNREACHABLE', `cannot reach the Docker engine at ${this.endpoint} (${f.code})`, { hint, cause: err });
     }
-    const detail = e.json?.message ?? messageOf(err);
-    return new AppError('ENGINE_ERROR', `${what}: ${detail.trim()}`, {
+    const refined = refine?.(f, err);
+    if (refined) return refined;
+    if (isPortConflict(f)) {
+      return new AppError('PORT_IN_USE', `${what}: its host port is taken (${f.message})`, {
+        hint: 'free the port, or remove the agent and create it again to get another port',
+        cause: err,
+      });
+    }
+    return new AppError('ENGINE_ERROR', `${what}: ${f.message}`, {
       hint: 'see the Docker engine message above',
       cause: err,
-      details: e.statusCode ? { statusCode: e.statusCode } : undefined,
+      details: f.status ? { statusCode: f.status } : undefined,
     });
   }
 
-  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    log.debug({ op: what }, 'start');
+  /** Run one engine call: log start/ok/failed with the short id, tolerate what is fine, wrap the rest. */
+  private async call<T>(op: string, target: string | undefined, fn: () => Promise<T>, opts: CallOptions<T> = {}): Promise<T> {
+    const id = target === undefined ? undefined : shortId(target);
+    const what = id === undefined ? op : `${op} ${id}`;
+    const started = Date.now();
+    log.debug({ op, id }, 'start');
     try {
       const out = await fn();
-      log.debug({ op: what }, 'ok');
+      log.debug({ op, id, ms: Date.now() - started }, 'ok');
       return out;
     } catch (err) {
-      log.debug({ op: what, err: messageOf(err) }, 'failed');
-      throw this.wrap(err, what);
+      const f = faultOf(err);
+      const fine = err instanceof AppError ? undefined : opts.tolerate?.(f);
+      if (fine) {
+        log.debug({ op, id, ms: Date.now() - started, status: f.status, tolerated: f.message }, 'ok');
+        return fine.value;
+      }
+      const wrapped = this.wrap(err, what, opts.refine);
+      log.debug({ op, id, ms: Date.now() - started, status: f.status, code: wrapped.code, err: f.message }, 'failed');
+      throw wrapped;
     }
   }
 
   async ping(): Promise<EngineInfo> {
-    return this.call('ping', async () => {
+    return this.call('ping', undefined, async () => {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })), PING_TIMEOUT_MS);
@@ -109,13 +174,15 @@ export class DockerEngine implements Engine {
   }
 
   async inspectImage(ref: string): Promise<ImageInfo | undefined> {
-    try {
-      const i = await this.docker.getImage(ref).inspect();
-      return { id: i.Id, tags: i.RepoTags ?? [], labels: i.Config?.Labels ?? {}, size: i.Size };
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 404) return undefined;
-      throw this.wrap(err, `inspect image ${ref}`);
-    }
+    return this.call<ImageInfo | undefined>(
+      'inspect image',
+      ref,
+      async () => {
+        const i = await this.docker.getImage(ref).inspect();
+        return { id: i.Id, tags: i.RepoTags ?? [], labels: i.Config?.Labels ?? {}, size: i.Size };
+      },
+      { tolerate: notFound(undefined) },
+    );
   }
 
   /** Follow a progress stream to its end; reject on an errorDetail line. */
@@ -138,45 +205,47 @@ export class DockerEngine implements Engine {
   }
 
   async pullImage(ref: string, onProgress?: (line: string) => void): Promise<void> {
-    await this.call(`pull ${ref}`, async () => {
+    await this.call('pull', ref, async () => {
       const stream = await this.docker.pull(ref);
       await this.follow(stream, onProgress);
     });
   }
 
   async buildImage(spec: BuildSpec, onProgress?: (line: string) => void): Promise<ImageInfo> {
-    log.debug({ tag: spec.tag }, 'build start');
     let tail: string[] = [];
-    try {
-      const stream = await this.docker.buildImage(tar.pack(spec.contextDir) as unknown as NodeJS.ReadableStream, {
-        t: spec.tag,
-        dockerfile: spec.dockerfile ?? 'Dockerfile',
-        buildargs: spec.buildArgs ?? {},
-        labels: spec.labels ?? {},
-        rm: true,
-        forcerm: true,
-      });
-      await this.follow(stream, (line) => {
-        tail = [...tail.slice(-9), line];
-        onProgress?.(line);
-      });
-    } catch (err) {
-      const wrapped = this.wrap(err, `build ${spec.tag}`);
-      if (wrapped.code === 'ENGINE_UNREACHABLE') throw wrapped;
-      throw new AppError('BUILD_FAILED', `docker build of ${spec.tag} failed: ${messageOf(err).trim()}`, {
-        hint: tail.length ? `last build output: ${tail.slice(-3).join(' | ')}` : 'check the Dockerfile and build context',
-        cause: err,
-      });
-    }
+    await this.call(
+      'build',
+      spec.tag,
+      async () => {
+        const stream = await this.docker.buildImage(tar.pack(spec.contextDir) as unknown as NodeJS.ReadableStream, {
+          t: spec.tag,
+          dockerfile: spec.dockerfile ?? 'Dockerfile',
+          buildargs: spec.buildArgs ?? {},
+          labels: spec.labels ?? {},
+          rm: true,
+          forcerm: true,
+        });
+        await this.follow(stream, (line) => {
+          tail = [...tail.slice(-9), line];
+          onProgress?.(line);
+        });
+      },
+      {
+        refine: (f, err) =>
+          new AppError('BUILD_FAILED', `docker build of ${spec.tag} failed: ${f.message}`, {
+            hint: tail.length ? `last build output: ${tail.slice(-3).join(' | ')}` : 'check the Dockerfile and build context',
+            cause: err,
+          }),
+      },
+    );
     const img = await this.inspectImage(spec.tag);
     if (!img) throw new AppError('BUILD_FAILED', `docker build of ${spec.tag} reported success but the image is missing`);
-    log.debug({ tag: spec.tag, id: img.id.slice(7, 19) }, 'build ok');
     return img;
   }
 
   async importImage(tarStream: Readable, ref: string, changes: string[] = []): Promise<ImageInfo> {
     const [repo, tag] = splitRef(ref);
-    await this.call(`import ${ref}`, async () => {
+    await this.call('import', ref, async () => {
       const stream = await this.docker.importImage(tarStream as unknown as string, { repo, tag, changes });
       await this.follow(stream as NodeJS.ReadableStream);
     });
@@ -186,23 +255,18 @@ export class DockerEngine implements Engine {
   }
 
   async removeImage(ref: string, force = false): Promise<void> {
-    try {
-      await this.docker.getImage(ref).remove({ force, noprune: false });
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 404) return;
-      throw this.wrap(err, `remove image ${ref}`);
-    }
+    await this.call('remove image', ref, () => this.docker.getImage(ref).remove({ force, noprune: false }), { tolerate: notFound(undefined) });
   }
 
   async listImages(labels: Record<string, string>): Promise<ImageInfo[]> {
-    return this.call('list images', async () => {
+    return this.call('list images', undefined, async () => {
       const list = await this.docker.listImages({ filters: { label: labelFilters(labels) } });
       return list.map((i) => ({ id: i.Id, tags: i.RepoTags ?? [], labels: i.Labels ?? {}, size: i.Size }));
     });
   }
 
   async listContainers(labels: Record<string, string>): Promise<ContainerInfo[]> {
-    return this.call('list containers', async () => {
+    return this.call('list containers', undefined, async () => {
       const list = await this.docker.listContainers({ all: true, filters: { label: labelFilters(labels) } });
       return list.map((c) => ({
         id: c.Id,
@@ -217,130 +281,99 @@ export class DockerEngine implements Engine {
   }
 
   async inspectContainer(idOrName: string): Promise<ContainerDetails | undefined> {
-    try {
-      const c = await this.docker.getContainer(idOrName).inspect();
-      const health = (c.State.Health?.Status ?? 'none') as ContainerDetails['health'];
-      return {
-        id: c.Id,
-        name: c.Name.replace(/^\//, ''),
-        image: c.Config.Image,
-        imageId: c.Image,
-        state: c.State.Status as ContainerState,
-        status: c.State.Status,
-        labels: c.Config.Labels ?? {},
-        pid: c.State.Pid,
-        restartCount: c.RestartCount,
-        health,
-        exitCode: c.State.ExitCode,
-        startedAt: c.State.StartedAt,
-      };
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 404) return undefined;
-      throw this.wrap(err, `inspect container ${idOrName}`);
-    }
+    return this.call<ContainerDetails | undefined>(
+      'inspect container',
+      idOrName,
+      async () => {
+        const c = await this.docker.getContainer(idOrName).inspect();
+        return {
+          id: c.Id,
+          name: c.Name.replace(/^\//, ''),
+          image: c.Config.Image,
+          imageId: c.Image,
+          state: c.State.Status as ContainerState,
+          status: c.State.Status,
+          labels: c.Config.Labels ?? {},
+          pid: c.State.Pid,
+          restartCount: c.RestartCount,
+          health: (c.State.Health?.Status ?? 'none') as ContainerDetails['health'],
+          exitCode: c.State.ExitCode,
+          startedAt: c.State.StartedAt,
+        };
+      },
+      { tolerate: notFound(undefined) },
+    );
   }
 
   async createContainer(spec: ContainerSpec): Promise<string> {
-    try {
-      return await this.createContainerRaw(spec);
-    } catch (err) {
-      const sc = ((err as AppError).cause as { statusCode?: number } | undefined)?.statusCode;
-      if (sc === 409) {
-        throw new AppError('NAME_TAKEN', `container name ${spec.name} is already used by a container outside this workspace`, {
-          hint: `remove it (docker rm -f ${spec.name}) or set a project name in nexus.yaml (project: myproj) to namespace this workspace`,
-          cause: err,
+    return this.call(
+      'create container',
+      spec.name,
+      async () => {
+        const port = `${spec.containerPort}/tcp`;
+        const hc = spec.healthcheck;
+        const sec = 1_000_000_000;
+        const c = await this.docker.createContainer({
+          name: spec.name,
+          Image: spec.image,
+          Labels: spec.labels,
+          Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+          User: spec.user,
+          ExposedPorts: { [port]: {} },
+          ...(hc
+            ? { Healthcheck: { Test: ['CMD', ...hc.test], Interval: hc.intervalS * sec, Timeout: hc.timeoutS * sec, Retries: hc.retries, StartPeriod: hc.startPeriodS * sec } }
+            : {}),
+          HostConfig: {
+            PortBindings: spec.hostPort ? { [port]: [{ HostIp: spec.hostPort.address, HostPort: String(spec.hostPort.port) }] } : {},
+            ReadonlyRootfs: spec.readOnlyRootfs,
+            Tmpfs: spec.tmpfs,
+            CapDrop: spec.capDrop,
+            SecurityOpt: spec.securityOpt,
+            Memory: spec.memoryMiB * 1024 * 1024,
+            MemorySwap: spec.memoryMiB * 1024 * 1024,
+            NanoCpus: Math.round(spec.cpus * 1e9),
+            PidsLimit: spec.pidsLimit,
+            RestartPolicy: { Name: spec.restartPolicy, MaximumRetryCount: 0 },
+            Init: spec.init,
+            ...(spec.network ? { NetworkMode: spec.network } : {}),
+            ...(spec.binds?.length ? { Binds: spec.binds } : {}),
+          },
+          ...(spec.cmd ? { Cmd: spec.cmd } : {}),
+          ...(spec.network && spec.networkAliases?.length ? { NetworkingConfig: { EndpointsConfig: { [spec.network]: { Aliases: spec.networkAliases } } } } : {}),
         });
-      }
-      throw err;
-    }
-  }
-
-  private async createContainerRaw(spec: ContainerSpec): Promise<string> {
-    return this.call(`create container ${spec.name}`, async () => {
-      const port = `${spec.containerPort}/tcp`;
-      const hc = spec.healthcheck;
-      const sec = 1_000_000_000;
-      const c = await this.docker.createContainer({
-        name: spec.name,
-        Image: spec.image,
-        Labels: spec.labels,
-        Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-        User: spec.user,
-        ExposedPorts: { [port]: {} },
-        ...(hc
-          ? { Healthcheck: { Test: ['CMD', ...hc.test], Interval: hc.intervalS * sec, Timeout: hc.timeoutS * sec, Retries: hc.retries, StartPeriod: hc.startPeriodS * sec } }
-          : {}),
-        HostConfig: {
-          PortBindings: spec.hostPort ? { [port]: [{ HostIp: spec.hostPort.address, HostPort: String(spec.hostPort.port) }] } : {},
-          ReadonlyRootfs: spec.readOnlyRootfs,
-          Tmpfs: spec.tmpfs,
-          CapDrop: spec.capDrop,
-          SecurityOpt: spec.securityOpt,
-          Memory: spec.memoryMiB * 1024 * 1024,
-          MemorySwap: spec.memoryMiB * 1024 * 1024,
-          NanoCpus: Math.round(spec.cpus * 1e9),
-          PidsLimit: spec.pidsLimit,
-          RestartPolicy: { Name: spec.restartPolicy, MaximumRetryCount: 0 },
-          Init: spec.init,
-          ...(spec.network ? { NetworkMode: spec.network } : {}),
-          ...(spec.binds?.length ? { Binds: spec.binds } : {}),
-        },
-        ...(spec.cmd ? { Cmd: spec.cmd } : {}),
-        ...(spec.network && spec.networkAliases?.length ? { NetworkingConfig: { EndpointsConfig: { [spec.network]: { Aliases: spec.networkAliases } } } } : {}),
-      });
-      log.debug({ name: spec.name, id: c.id.slice(0, 12) }, 'created');
-      return c.id;
-    });
+        log.debug({ name: spec.name, id: shortId(c.id) }, 'created');
+        return c.id;
+      },
+      { refine: (f, err) => (f.status === 409 ? nameTakenByContainer(spec.name, err) : undefined) },
+    );
   }
 
   async startContainer(id: string): Promise<void> {
-    try {
-      await this.docker.getContainer(id).start();
-    } catch (err) {
-      const sc = (err as { statusCode?: number }).statusCode;
-      if (sc === 304) return; // already started
-      const msg = (err as { json?: { message?: string } }).json?.message ?? messageOf(err);
-      if (/port is already allocated|address already in use/i.test(msg)) {
-        throw new AppError('PORT_IN_USE', `cannot start container ${id.slice(0, 12)}: its host port is taken (${msg.trim()})`, {
-          hint: 'free the port, or remove the agent and create it again to get another port',
-          cause: err,
-        });
-      }
-      throw this.wrap(err, `start container ${id.slice(0, 12)}`);
-    }
+    // 304: already started
+    await this.call('start container', id, () => this.docker.getContainer(id).start(), { tolerate: status(304, undefined) });
   }
 
-  async stopContainer(id: string, timeoutS = 10): Promise<void> {
-    try {
-      await this.docker.getContainer(id).stop({ t: timeoutS });
-    } catch (err) {
-      const sc = (err as { statusCode?: number }).statusCode;
-      if (sc === 304 || sc === 404) return;
-      throw this.wrap(err, `stop container ${id.slice(0, 12)}`);
-    }
+  async stopContainer(id: string, timeoutS = STOP_GRACE_S): Promise<void> {
+    // 304: already stopped; 404: gone
+    await this.call('stop container', id, () => this.docker.getContainer(id).stop({ t: timeoutS }), { tolerate: status([304, 404], undefined) });
   }
 
   async removeContainer(id: string): Promise<void> {
-    try {
-      await this.docker.getContainer(id).remove({ force: true, v: true });
-    } catch (err) {
-      const sc = (err as { statusCode?: number }).statusCode;
-      if (sc === 404) return;
-      // 409 "removal already in progress" is fine too: it is going away.
-      if (sc === 409 && /already in progress/.test(messageOf(err))) return;
-      throw this.wrap(err, `remove container ${id.slice(0, 12)}`);
-    }
+    await this.call('remove container', id, () => this.docker.getContainer(id).remove({ force: true, v: true }), {
+      // 404: gone; 409 "removal already in progress": it is going away
+      tolerate: (f) => (f.status === 404 || (f.status === 409 && /already in progress/.test(f.message)) ? { value: undefined } : undefined),
+    });
   }
 
   async containerLogs(id: string, tail: number): Promise<string> {
-    return this.call(`logs ${id.slice(0, 12)}`, async () => {
+    return this.call('logs', id, async () => {
       const buf = (await this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail, follow: false })) as unknown as Buffer;
       return demuxLogBuffer(Buffer.isBuffer(buf) ? buf : Buffer.from(String(buf)));
     });
   }
 
   async followLogs(id: string, tail: number, out: NodeJS.WritableStream): Promise<{ stop: () => void; done: Promise<void> }> {
-    return this.call(`follow logs ${id.slice(0, 12)}`, async () => {
+    return this.call('follow logs', id, async () => {
       const stream = (await this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail, follow: true })) as unknown as Readable;
       const sink = new PassThrough();
       sink.pipe(out as NodeJS.WritableStream, { end: false });
@@ -355,7 +388,7 @@ export class DockerEngine implements Engine {
   }
 
   async ensureNetwork(name: string, labels: Record<string, string>): Promise<string> {
-    return this.call(`network ${name}`, async () => {
+    return this.call('ensure network', name, async () => {
       const found = (await this.docker.listNetworks({ filters: { name: [name] } })).find((n) => n.Name === name);
       if (found) return found.Id;
       const net = await this.docker.createNetwork({ Name: name, Driver: 'bridge', Labels: labels, CheckDuplicate: true });
@@ -364,37 +397,36 @@ export class DockerEngine implements Engine {
   }
 
   async connectNetwork(network: string, containerId: string, aliases: string[]): Promise<void> {
-    try {
-      await this.docker.getNetwork(network).connect({ Container: containerId, EndpointConfig: { Aliases: aliases } });
-    } catch (err) {
-      if (/already exists|already attached/i.test(messageOf(err) + JSON.stringify((err as { json?: unknown }).json ?? ''))) return;
-      throw this.wrap(err, `connect ${containerId.slice(0, 12)} to ${network}`);
-    }
+    await this.call(`connect to ${network}`, containerId, () => this.docker.getNetwork(network).connect({ Container: containerId, EndpointConfig: { Aliases: aliases } }), {
+      tolerate: (f) => (/already exists|already attached/i.test(f.message) ? { value: undefined } : undefined),
+    });
   }
 
   async removeNetwork(name: string): Promise<boolean> {
-    try {
-      await this.docker.getNetwork(name).remove();
-      return true;
-    } catch (err) {
-      const sc = (err as { statusCode?: number }).statusCode;
-      if (sc === 404 || sc === 403 || sc === 409) return false;
-      throw this.wrap(err, `remove network ${name}`);
-    }
+    return this.call(
+      'remove network',
+      name,
+      async () => {
+        await this.docker.getNetwork(name).remove();
+        return true;
+      },
+      // absent (404) or still in use (403/409): not removed, and fine
+      { tolerate: status([404, 403, 409], false) },
+    );
   }
 
   async signalContainer(id: string, signal: string): Promise<void> {
-    await this.call(`signal ${id.slice(0, 12)} ${signal}`, () => this.docker.getContainer(id).kill({ signal }));
+    await this.call(`signal ${signal}`, id, () => this.docker.getContainer(id).kill({ signal }));
   }
 
   async tagImage(ref: string, newRef: string): Promise<void> {
     const [repo, tag] = splitRef(newRef);
-    await this.call(`tag ${ref} ${newRef}`, () => this.docker.getImage(ref).tag({ repo, tag }));
+    await this.call(`tag as ${newRef}`, ref, () => this.docker.getImage(ref).tag({ repo, tag }));
   }
 
   async pushImage(ref: string, onProgress?: (line: string) => void): Promise<string> {
     const [, tag] = splitRef(ref);
-    return this.call(`push ${ref}`, async () => {
+    return this.call('push', ref, async () => {
       // the Engine API wants an X-Registry-Auth header even for registries without auth
       const stream = await this.docker.getImage(ref).push({ tag, authconfig: { username: '', password: '', serveraddress: '' } } as never);
       const out = await this.follow(stream as unknown as NodeJS.ReadableStream, onProgress);
@@ -404,14 +436,14 @@ export class DockerEngine implements Engine {
   }
 
   async swarmInfo(): Promise<{ active: boolean; manager: boolean; nodes: number }> {
-    return this.call('swarm info', async () => {
+    return this.call('swarm info', undefined, async () => {
       const info = (await this.docker.info()) as { Swarm?: { LocalNodeState?: string; ControlAvailable?: boolean; Nodes?: number } };
       return { active: info.Swarm?.LocalNodeState === 'active', manager: !!info.Swarm?.ControlAvailable, nodes: info.Swarm?.Nodes ?? 0 };
     });
   }
 
   async serviceTasks(service: string): Promise<{ id: string; state: string; containerId?: string | undefined }[]> {
-    return this.call(`tasks of ${service}`, async () => {
+    return this.call('tasks of', service, async () => {
       const tasks = (await this.docker.listTasks({ filters: { service: [service] } })) as {
         ID: string;
         Status?: { State?: string; ContainerStatus?: { ContainerID?: string } };
@@ -421,7 +453,7 @@ export class DockerEngine implements Engine {
   }
 
   async containerMemory(id: string): Promise<number> {
-    return this.call(`stats ${id.slice(0, 12)}`, async () => {
+    return this.call('stats', id, async () => {
       const s = (await this.docker.getContainer(id).stats({ stream: false })) as any;
       const m = s.memory_stats ?? {};
       const st = m.stats ?? {};
@@ -430,6 +462,86 @@ export class DockerEngine implements Engine {
       return Math.max(0, (m.usage ?? 0) - cache);
     });
   }
+
+  async deployStack(spec: StackDeploySpec): Promise<void> {
+    await this.call('stack deploy', spec.stack, () => dockerStackDeploy(spec, this.env), {
+      refine: (f, err) =>
+        new AppError('ENGINE_ERROR', `docker stack deploy ${spec.stack} failed: ${f.message}`, {
+          hint: 'check the stack file and that this engine is a swarm manager (docker node ls)',
+          cause: err,
+        }),
+    });
+  }
+
+  async removeStack(stack: string): Promise<void> {
+    await this.call('stack rm', stack, () => dockerStackRemove(stack, this.env), {
+      tolerate: (f) => (/Nothing found in stack/i.test(f.message) ? { value: undefined } : undefined),
+    });
+  }
+
+  async stackServices(stack: string): Promise<ServiceStatus[]> {
+    return this.call('stack services', stack, async () => {
+      // status=true (API 1.41+) adds ServiceStatus.DesiredTasks, which counts global services' nodes too
+      const services = (await this.docker.listServices({ status: true, filters: { label: [`com.docker.stack.namespace=${stack}`] } } as never)) as unknown as RawService[];
+      if (services.length === 0) return [];
+      const tasks = (await this.docker.listTasks({ filters: { service: services.map((s) => s.ID) } })) as RawTask[];
+      return services.map((s) => serviceStatusOf(s, tasks.filter((t) => t.ServiceID === s.ID)));
+    });
+  }
+
+  async ensureHostNodeImage(ref: string): Promise<ImageInfo> {
+    return this.call('offline node image', ref, () => ensureHostNodeImage(this, ref, this.binaries.node));
+  }
+
+  async ensureOfflineRouterImage(): Promise<ImageInfo> {
+    return this.call('offline router image', undefined, () => ensureOfflineRouterImage(this, this.binaries.nginx));
+  }
+}
+
+/** A tolerate rule: these HTTP statuses are fine and give `value`. */
+function status<T>(codes: number | number[], value: T): (f: EngineFault) => { value: T } | undefined {
+  const set = new Set(Array.isArray(codes) ? codes : [codes]);
+  return (f) => (f.status !== undefined && set.has(f.status) ? { value } : undefined);
+}
+const notFound = <T>(value: T) => status(404, value);
+
+function nameTakenByContainer(name: string, err: unknown): AppError {
+  return new AppError('NAME_TAKEN', `container name ${name} is already used by a container outside this workspace`, {
+    hint: `remove it (docker rm -f ${name}) or set a project name in nexus.yaml (project: myproj) to namespace this workspace`,
+    cause: err,
+  });
+}
+
+interface RawService {
+  ID: string;
+  Spec?: { Name?: string; Mode?: { Replicated?: { Replicas?: number }; Global?: object } };
+  ServiceStatus?: { DesiredTasks?: number };
+}
+interface RawTask {
+  ID: string;
+  ServiceID: string;
+  CreatedAt?: string;
+  DesiredState?: string;
+  Status?: { State?: string; Err?: string };
+}
+
+/** The engine's service + tasks -> our ServiceStatus. Pure. */
+export function serviceStatusOf(s: RawService, tasks: RawTask[]): ServiceStatus {
+  const mode = s.Spec?.Mode?.Global ? 'global' : 'replicated';
+  const running = tasks.filter((t) => t.DesiredState === 'running').length;
+  const desiredTasks = s.ServiceStatus?.DesiredTasks ?? (mode === 'replicated' ? (s.Spec?.Mode?.Replicated?.Replicas ?? 1) : Math.max(1, running));
+  return {
+    name: s.Spec?.Name ?? s.ID,
+    mode,
+    desiredTasks,
+    tasks: tasks.map((t) => ({
+      id: t.ID,
+      state: (t.Status?.State ?? 'new') as TaskState,
+      desiredState: (t.DesiredState ?? 'running') as TaskState,
+      error: t.Status?.Err || undefined,
+      createdAt: t.CreatedAt ? Date.parse(t.CreatedAt) : 0,
+    })),
+  };
 }
 
 /** "repo:tag" -> [repo, tag] (tag defaults to latest; registry ports are kept in repo). */

@@ -57,6 +57,66 @@ export interface Engine {
   serviceTasks(service: string): Promise<{ id: string; state: string; containerId?: string | undefined }[]>;
   /** One `docker stats` sample: memory in bytes (usage minus inactive file cache, as the CLI shows). */
   containerMemory(id: string): Promise<number>;
+
+  /**
+   * `docker stack deploy --prune` of a stack file (Compose format 3.8) on a swarm manager.
+   * @throws AppError ENGINE_ERROR with the engine's message (not a manager, invalid file, ...).
+   */
+  deployStack(spec: StackDeploySpec): Promise<void>;
+  /** `docker stack rm`; a stack that does not exist is fine. @throws AppError ENGINE_ERROR */
+  removeStack(stack: string): Promise<void>;
+  /** The services of a deployed stack with their tasks (the last few per slot, as Swarm keeps them), by service name. */
+  stackServices(stack: string): Promise<ServiceStatus[]>;
+
+  /**
+   * The offline Node runtime image `ref`, built from this host's own `node` binary when absent
+   * (for hosts with no registry to pull from); reused when present.
+   * @throws AppError BASE_IMAGE_FAILED when the binary or its libraries cannot be packed.
+   */
+  ensureHostNodeImage(ref: string): Promise<ImageInfo>;
+  /**
+   * The offline router image `nexus-delta-router:<nginx version>-<revision>`, built from this
+   * host's nginx when absent; reused when present.
+   * @throws AppError BASE_IMAGE_FAILED when nginx is not installed or cannot be packed.
+   */
+  ensureOfflineRouterImage(): Promise<ImageInfo>;
+}
+
+/** What `deployStack` deploys. */
+export interface StackDeploySpec {
+  /** Absolute path of the stack file. */
+  file: string;
+  /** Stack name (the prefix of its services: `<stack>_<service>`). */
+  stack: string;
+  /** `always` pins registry digests (multi-node, after `agent push`); `never` keeps local images. */
+  resolveImage: 'always' | 'changed' | 'never';
+}
+
+/** Swarm task states (Docker's api/types/swarm TaskState). */
+export type TaskState =
+  | 'new' | 'allocated' | 'pending' | 'assigned' | 'accepted' | 'preparing' | 'ready' | 'starting'
+  | 'running' | 'complete' | 'shutdown' | 'failed' | 'rejected' | 'remove' | 'orphaned';
+
+/** One task of a swarm service. A task with a healthcheck is `starting` until healthy, then `running`. */
+export interface TaskStatus {
+  id: string;
+  state: TaskState;
+  /** What Swarm wants of the task: `running`, or `shutdown` once it is replaced. */
+  desiredState: TaskState;
+  /** The engine's error for a failed or rejected task, e.g. "No such image: nginx:1.27-alpine". */
+  error?: string | undefined;
+  /** When the task was created, ms since the epoch. */
+  createdAt: number;
+}
+
+/** A swarm service and its tasks. */
+export interface ServiceStatus {
+  /** Full service name, `<stack>_<service>`. */
+  name: string;
+  mode: 'replicated' | 'global';
+  /** Tasks Swarm wants running: the replicas, or (global) one per eligible node. */
+  desiredTasks: number;
+  tasks: TaskStatus[];
 }
 
 export interface EngineInfo {

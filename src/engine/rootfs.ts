@@ -5,15 +5,13 @@ import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import tar from 'tar-fs';
+import { AGENT_UID } from '../conventions.js';
 import { AppError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
 import type { Engine, ImageInfo } from './engine.js';
 
 const log = logger('engine');
 const run = promisify(execFile);
-
-/** UID/GID of the non-root user agents run as (same as the `node` user of the official images). */
-export const AGENT_UID = 1000;
 
 /**
  * Shared libraries an ELF binary needs, from `ldd` output: absolute paths only (the vDSO has none).

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { AppError, messageOf } from '../errors.js';
 import type { Engine, ImageInfo } from './engine.js';
-import { AGENT_UID, ROOTFS_REVISION, importRootfs, layoutBinaryRootfs } from './rootfs.js';
+import { AGENT_UID, ROUTER_CONTAINER_PORT } from '../conventions.js';
+import { ROOTFS_REVISION, importRootfs, layoutBinaryRootfs } from './rootfs.js';
 
 const run = promisify(execFile);
 
@@ -63,7 +64,7 @@ export async function ensureOfflineRouterImage(engine: Engine, nginx = '/usr/sbi
     await mkdir(join(dir, 'var/log/nginx'), { recursive: true });
     return await importRootfs(engine, dir, ref, [
       `USER ${AGENT_UID}:${AGENT_UID}`,
-      'EXPOSE 8080',
+      `EXPOSE ${ROUTER_CONTAINER_PORT}`,
       'CMD ["/usr/sbin/nginx", "-e", "stderr", "-g", "daemon off;"]',
     ]);
   } catch (err) {

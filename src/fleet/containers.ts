@@ -1,14 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Config } from '../config/config.js';
 import type { ContainerInfo, ContainerSpec } from '../engine/engine.js';
-import { LABEL } from '../engine/labels.js';
-import { AGENT_UID } from '../engine/rootfs.js';
+import { AGENT_HEALTHCHECK, AGENT_TMP, CONTAINER_PORT, HARDENED, LABEL, agentUrl, isPrimaryReplica, workspaceLabels } from '../conventions.js';
 import { containerName } from '../names.js';
 import type { AgentRecord } from '../registry/registry.js';
-import { agentUrl, workspaceLabels } from './context.js';
-
-/** Port every agent listens on inside its container. */
-export const CONTAINER_PORT = 8080;
 
 /**
  * The hardened container spec of one agent (pure): non-root, read-only root filesystem with a
@@ -34,19 +29,19 @@ export function agentContainerSpec(config: Config, record: AgentRecord, image: {
     },
     containerPort: CONTAINER_PORT,
     hostPort: { address: config.ports.bindAddress, port: record.port },
-    user: `${AGENT_UID}:${AGENT_UID}`,
-    readOnlyRootfs: true,
-    tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=16m,mode=1777' },
-    capDrop: ['ALL'],
-    securityOpt: ['no-new-privileges:true'],
+    // field by field, in this order: the config hash is over this object's JSON, and a new order
+    // would recreate every running agent once
+    user: HARDENED.user,
+    readOnlyRootfs: HARDENED.readOnlyRootfs,
+    tmpfs: { [AGENT_TMP.path]: AGENT_TMP.options },
+    capDrop: [...HARDENED.capDrop],
+    securityOpt: [...HARDENED.securityOpt],
     memoryMiB: config.resources.memoryMiB,
     cpus: config.resources.cpus,
     pidsLimit: config.resources.pids,
-    restartPolicy: 'unless-stopped',
-    // Docker's default 30 s interval: start waits on GET /health itself, and each probe is a
-    // short-lived node process (see healthcheck.mjs), so probing more often only costs CPU.
-    healthcheck: { test: ['node', '/app/healthcheck.mjs'], intervalS: 30, timeoutS: 3, retries: 3, startPeriodS: 10 },
-    init: true,
+    restartPolicy: HARDENED.restartPolicy,
+    healthcheck: { ...AGENT_HEALTHCHECK, test: [...AGENT_HEALTHCHECK.test] },
+    init: HARDENED.init,
   };
   const hash = createHash('sha256').update(JSON.stringify({ spec, imageId: image.id })).digest('hex').slice(0, 16);
   spec.labels[LABEL.configHash] = hash;
@@ -67,7 +62,7 @@ export type ContainerPlan =
  *   same hash but stopped -> start.
  */
 export function planContainer(desiredHash: string, observed: readonly ContainerInfo[]): ContainerPlan {
-  const primary = observed.filter((c) => (c.labels[LABEL.replica] ?? '0') === '0');
+  const primary = observed.filter((c) => isPrimaryReplica(c.labels));
   const [first, ...extra] = primary;
   const extraIds = extra.map((c) => c.id);
   if (!first) return { action: 'create', remove: extraIds };

@@ -3,6 +3,7 @@ import { access, constants } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { ExitCode, type AppError } from '../errors.js';
 import { hostNodeVersion } from '../engine/rootfs.js';
+import { LABEL } from '../conventions.js';
 import { baseImageRef } from '../names.js';
 import { candidatePorts } from '../ports/allocate.js';
 import { hostPortProbe } from '../ports/probe.js';
@@ -48,7 +49,7 @@ export async function runDoctor(deps: FleetDeps): Promise<{ checks: Check[]; ok:
     const ref = baseImageRef(config.images.tag);
     const base = await engine.inspectImage(ref);
     if (base) {
-      checks.push({ name: 'base image', status: 'ok', detail: `${ref} (FROM ${base.labels['dev.nexus-delta.base-from'] ?? '?'}, ${(base.size / 2 ** 20).toFixed(0)} MiB)` });
+      checks.push({ name: 'base image', status: 'ok', detail: `${ref} (FROM ${base.labels[LABEL.baseFrom] ?? '?'}, ${(base.size / 2 ** 20).toFixed(0)} MiB)` });
     } else {
       const from = await engine.inspectImage(config.images.base);
       let how = from ? `FROM ${config.images.base} (present)` : `FROM ${config.images.base} (pulled on first build)`;

@@ -1,4 +1,4 @@
-import type { Clock } from './context.js';
+import type { Clock } from '../clock.js';
 import { request } from './http.js';
 
 /** Result of one GET /health probe. */

@@ -3,15 +3,15 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppError, messageOf } from '../errors.js';
-import { LABEL } from '../engine/labels.js';
-import { ensureHostNodeImage, hostNodeImageTag, hostNodeVersion } from '../engine/rootfs.js';
+import { LABEL, workspaceLabels } from '../conventions.js';
+import { hostNodeImageTag, hostNodeVersion } from '../engine/rootfs.js';
 import type { ImageInfo } from '../engine/engine.js';
 import { agentImageRef, baseImageRef, HOST_NODE_IMAGE_REPO } from '../names.js';
 import { agentDir, DOCKERFILE_AGENT, RUNTIME_IMAGE_FILES } from '../paths.js';
 import type { AgentRecord } from '../registry/registry.js';
 import { readManifest } from '../scaffold/render.js';
 import { bundleAgent, bundleRuntime, runtimeSourceHash, sha256 } from './bundle.js';
-import { workspaceLabels, type FleetDeps } from './context.js';
+import type { FleetDeps } from './context.js';
 
 /** The base image in use: reference, id, what it was built FROM, and whether this call built it. */
 export interface BaseImage {
@@ -39,15 +39,13 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
 }
 
 /**
- * Decide the FROM image of the base: the configured public image if present or pullable, else
- * (offline: auto) the host-runtime image, with a one-line notice. offline: always skips the pull;
- * offline: never fails instead of falling back.
- * @throws AppError BASE_IMAGE_FAILED
+ * A public image to use: `wanted` when present or pullable; else, as `images.offline` says
+ * (auto: fall back with a one-line notice; always: skip the pull; never: fail), the image
+ * `offline.build()` makes on this host from its own binaries. Returns the reference to use.
+ * @throws AppError BASE_IMAGE_FAILED (offline: never and the pull failed), ENGINE_UNREACHABLE
  */
-async function resolveFromImage(deps: FleetDeps): Promise<string> {
+export async function pullOrBuildOffline(deps: FleetDeps, wanted: string, offline: { build: () => Promise<string>; notice: string }): Promise<string> {
   const { engine, config } = deps;
-  const wanted = config.images.base;
-  const hostRef = `${HOST_NODE_IMAGE_REPO}:${hostNodeImageTag()}`;
   if (config.images.offline !== 'always') {
     if (await engine.inspectImage(wanted)) return wanted;
     try {
@@ -58,18 +56,26 @@ async function resolveFromImage(deps: FleetDeps): Promise<string> {
       if (err instanceof AppError && err.code === 'ENGINE_UNREACHABLE') throw err;
       if (config.images.offline === 'never') {
         throw new AppError('BASE_IMAGE_FAILED', `cannot pull ${wanted}: ${messageOf(err)}`, {
-          hint: 'check your registry access, or set images.offline: auto (or NEXUS_OFFLINE=auto) to build from the host Node runtime',
+          hint: `check your registry access, or set images.offline: auto (or NEXUS_OFFLINE=auto) to build it from this host`,
           cause: err,
         });
       }
-      deps.onProgress?.({
-        phase: 'notice',
-        message: `could not pull ${wanted}; building the base image offline from this host's Node runtime (v${hostNodeVersion()})`,
-      });
+      deps.onProgress?.({ phase: 'notice', message: `could not pull ${wanted}; ${offline.notice}` });
     }
   }
-  await ensureHostNodeImage(engine, hostRef);
-  return hostRef;
+  return offline.build();
+}
+
+/** The FROM image of the base: the configured public image, or the host-runtime image offline. */
+async function resolveFromImage(deps: FleetDeps): Promise<string> {
+  const hostRef = `${HOST_NODE_IMAGE_REPO}:${hostNodeImageTag()}`;
+  return pullOrBuildOffline(deps, deps.config.images.base, {
+    notice: `building the base image offline from this host's Node runtime (v${hostNodeVersion()})`,
+    build: async () => {
+      await deps.engine.ensureHostNodeImage(hostRef);
+      return hostRef;
+    },
+  });
 }
 
 /**
@@ -86,7 +92,7 @@ export async function ensureBaseImage(deps: FleetDeps, opts: { force?: boolean }
   const hash = sha256(await runtimeSourceHash(), dockerfile, config.images.base, config.images.offline);
   const existing = await engine.inspectImage(ref);
   if (!opts.force && existing && existing.labels[LABEL.runtimeHash] === hash) {
-    return { ref, id: existing.id, from: existing.labels['dev.nexus-delta.base-from'] ?? '', built: false };
+    return { ref, id: existing.id, from: existing.labels[LABEL.baseFrom] ?? '', built: false };
   }
   const from = await resolveFromImage(deps);
   const runtime = await bundleRuntime();
@@ -107,7 +113,7 @@ export async function ensureBaseImage(deps: FleetDeps, opts: { force?: boolean }
         contextDir: ctx,
         tag: ref,
         buildArgs: { BASE_IMAGE: from },
-        labels: { [LABEL.managed]: 'true', [LABEL.kind]: 'base-image', [LABEL.runtimeHash]: hash, 'dev.nexus-delta.base-from': from },
+        labels: { [LABEL.managed]: 'true', [LABEL.kind]: 'base-image', [LABEL.runtimeHash]: hash, [LABEL.baseFrom]: from },
       });
     } catch (err) {
       if (err instanceof AppError && err.code === 'BUILD_FAILED') {

@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import pLimit from 'p-limit';
 import { AppError, messageOf } from '../errors.js';
 import type { ContainerInfo } from '../engine/engine.js';
-import { LABEL } from '../engine/labels.js';
+import { isoNow } from '../clock.js';
+import { LABEL, agentUrl, isPrimaryReplica, workspaceLabels } from '../conventions.js';
 import { logger } from '../log.js';
 import { agentImageRef, validateAgentName } from '../names.js';
 import { agentDir } from '../paths.js';
@@ -13,7 +14,7 @@ import { isBeingRemoved, type AgentRecord, type ListingChange, type ToolSummary 
 import { planCapabilities } from '../scaffold/capabilities.js';
 import { renderAgentFiles, writeAgentDir } from '../scaffold/render.js';
 import { agentContainerSpec, planContainer } from './containers.js';
-import { agentUrl, systemClock, workspaceLabels, type FleetDeps } from './context.js';
+import { systemClock, type FleetDeps } from './context.js';
 import { probeHealth, waitUntil } from './health.js';
 import { request } from './http.js';
 import { ensureAgentImage, ensureBaseImage, type AgentImage, type BaseImage } from './images.js';
@@ -138,13 +139,13 @@ export async function buildAgents(deps: FleetDeps, names: string[] | 'all', opts
   return { base, agents };
 }
 
-function imageRecord(img: AgentImage): NonNullable<AgentRecord['image']> {
-  return { ref: img.ref, id: img.id, sourceHash: img.sourceHash, builtAt: new Date().toISOString() };
+function imageRecord(deps: FleetDeps, img: AgentImage): NonNullable<AgentRecord['image']> {
+  return { ref: img.ref, id: img.id, sourceHash: img.sourceHash, builtAt: isoNow(deps.clock) };
 }
 
 async function recordImage(deps: FleetDeps, rec: AgentRecord, img: AgentImage): Promise<void> {
   await deps.registry.update(rec.slug, {
-    image: imageRecord(img),
+    image: imageRecord(deps, img),
     ...(rec.status === 'created' ? { status: 'built' as const } : {}),
   });
 }
@@ -274,7 +275,7 @@ async function startOne(
       desired: 'running',
       status: 'running',
       lastError: undefined,
-      ...(img ? { image: imageRecord(img) } : {}),
+      ...(img ? { image: imageRecord(deps, img) } : {}),
       ...(tools ? { tools } : {}),
     });
     deps.onProgress?.({ agent: rec.slug, phase: 'healthy', message: url });
@@ -294,7 +295,7 @@ async function startOne(
         desired: 'running',
         status: e.code === 'CONTAINER_UNHEALTHY' ? 'unhealthy' : 'failed',
         lastError: e.message,
-        ...(img ? { image: imageRecord(img) } : {}),
+        ...(img ? { image: imageRecord(deps, img) } : {}),
       })
       .catch(() => undefined);
     deps.onProgress?.({ agent: rec.slug, phase: 'failed', message: e.message });
@@ -399,7 +400,7 @@ export async function listAgents(deps: FleetDeps, opts: { probe?: boolean } = {}
   const bySlug = new Map<string, ContainerInfo>();
   for (const c of containers) {
     const slug = c.labels[LABEL.agent];
-    if (slug && (c.labels[LABEL.replica] ?? '0') === '0') bySlug.set(slug, c);
+    if (slug && isPrimaryReplica(c.labels)) bySlug.set(slug, c);
   }
   const agents = await Promise.all(
     records.map(async (rec): Promise<AgentRow> => {
@@ -432,7 +433,7 @@ export async function listAgents(deps: FleetDeps, opts: { probe?: boolean } = {}
 export async function findContainer(deps: FleetDeps, name: string): Promise<{ record: AgentRecord; container: ContainerInfo }> {
   const [record] = await resolveTargets(deps, [name]);
   const cs = await agentContainers(deps, record!.slug);
-  const container = cs.find((c) => (c.labels[LABEL.replica] ?? '0') === '0');
+  const container = cs.find((c) => isPrimaryReplica(c.labels));
   if (!container) {
     throw new AppError('AGENT_NOT_FOUND', `agent '${record!.name}' has no container`, {
       hint: `start it first: agent start --name ${record!.name}`,

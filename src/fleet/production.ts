@@ -8,8 +8,8 @@ import { DEFAULT_PRODUCTION, agentTargets, type ProductionOptions } from '../gen
 import { agentIndex, nginxConfig } from '../generate/nginx.js';
 import { traefikDynamicConfig } from '../generate/traefik.js';
 import { agentDir } from '../paths.js';
+import { dialUrl } from '../conventions.js';
 import type { FleetDeps } from './context.js';
-import { ensureOfflineRouterImage } from '../engine/router-image.js';
 
 /** Router images used by default (pulled by the production host). */
 export const ROUTER_IMAGES: Record<Exclude<RouterKind, 'none'>, string> = { nginx: 'nginx:1.27-alpine', traefik: 'traefik:v3.1' };
@@ -31,7 +31,7 @@ export function productionOptions(deps: FleetDeps, f: ProductionFlags): Producti
     ...DEFAULT_PRODUCTION,
     ...(f.network ? { network: f.network } : {}),
     routerBind,
-    publicUrl: deps.config.routerUrl ?? `http://${routerBind.address === '0.0.0.0' ? '127.0.0.1' : routerBind.address}:${routerBind.port}`,
+    publicUrl: deps.config.routerUrl ?? dialUrl(routerBind.address, routerBind.port),
     registryPrefix: f.registry ? `${f.registry.replace(/\/+$/, '')}/` : '',
   };
 }
@@ -74,7 +74,7 @@ export async function writeCompose(
   opts: ProductionFlags & { output?: string; router?: RouterKind; routerImage?: string; offlineRouter?: boolean },
 ): Promise<{ files: string[]; agents: number; router: RouterKind; routerImage?: string }> {
   const router = opts.router ?? 'nginx';
-  if (opts.offlineRouter && router === 'nginx') opts = { ...opts, routerImage: (await ensureOfflineRouterImage(deps.engine)).tags[0]! };
+  if (opts.offlineRouter && router === 'nginx') opts = { ...opts, routerImage: (await deps.engine.ensureOfflineRouterImage()).tags[0]! };
   const o = productionOptions(deps, opts);
   const targets = await targetsOf(deps, o);
   const output = resolve(deps.config.workspace, opts.output ?? 'docker-compose-agents.yml');

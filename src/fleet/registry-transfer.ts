@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { AppError, messageOf } from '../errors.js';
 import type { AgentRecord, Registry } from '../registry/registry.js';
+import { isoNow, systemClock, type Clock } from '../clock.js';
 
 /** The JSON document `registry export` writes and `registry import` reads (version 1). */
 export interface RegistryExport {
@@ -22,9 +23,9 @@ const exportSchema = z.object({
   ),
 });
 
-/** Every record of a registry, as a portable document. */
-export async function exportRegistry(registry: Registry): Promise<RegistryExport> {
-  return { version: 1, registry: registry.kind, exportedAt: new Date().toISOString(), agents: await registry.list() };
+/** Every record of a registry, as a portable document, stamped by `clock`. */
+export async function exportRegistry(registry: Registry, clock: Clock = systemClock): Promise<RegistryExport> {
+  return { version: 1, registry: registry.kind, exportedAt: isoNow(clock), agents: await registry.list() };
 }
 
 /** Read and check an export file. @throws AppError USAGE when unreadable or of another shape. */

@@ -1,12 +1,10 @@
 import { join } from 'node:path';
 import { AppError } from '../errors.js';
 import type { ContainerSpec } from '../engine/engine.js';
-import { LABEL } from '../engine/labels.js';
-import { ensureOfflineRouterImage } from '../engine/router-image.js';
-import { AGENT_UID } from '../engine/rootfs.js';
+import { HARDENED, LABEL, ROUTER_CONTAINER_PORT, ROUTER_LIMITS, ROUTER_PORT, ROUTER_TMPFS_MIB, dialUrl, replicaIndex, routerPath, workspaceId, workspaceLabels } from '../conventions.js';
 import { containerName } from '../names.js';
 import { agentContainerSpec } from './containers.js';
-import { workspaceId, workspaceLabels, type FleetDeps } from './context.js';
+import type { FleetDeps } from './context.js';
 import { ensureAgentImage, ensureBaseImage } from './images.js';
 import { resolveTargets, startAgents } from './manager.js';
 import { writeNginxRoutes } from './production.js';
@@ -20,8 +18,6 @@ export function localNetworkName(workspace: string): string {
 export function localRouterName(workspace: string): string {
   return `nexus-router-${workspaceId(workspace)}`;
 }
-
-const DEFAULT_ROUTER_PORT = 8088;
 
 /**
  * The local router: nginx (offline image from the host's nginx) with the generated routes,
@@ -39,25 +35,21 @@ async function ensureLocalRouter(deps: FleetDeps, routerPort: number): Promise<s
     return name;
   }
   if (existing) await engine.removeContainer(existing.id);
-  const image = (await ensureOfflineRouterImage(engine)).tags[0]!;
+  const image = (await engine.ensureOfflineRouterImage()).tags[0]!;
   const spec: ContainerSpec = {
     name,
     image,
     labels: { ...config.labels, ...workspaceLabels(config), [LABEL.kind]: 'router' },
     env: {},
-    containerPort: 8080,
+    containerPort: ROUTER_CONTAINER_PORT,
     hostPort: { address: config.ports.bindAddress, port: routerPort },
-    user: `${AGENT_UID}:${AGENT_UID}`,
-    readOnlyRootfs: true,
-    tmpfs: { '/tmp': 'size=16m,mode=1777', '/var/cache/nginx': 'size=16m,mode=1777', '/var/run': 'size=1m,mode=1777' },
-    capDrop: ['ALL'],
-    securityOpt: ['no-new-privileges:true'],
-    memoryMiB: 64,
-    // the router serves every agent: a whole core, not an agent's half
-    cpus: 1,
-    pidsLimit: 64,
-    restartPolicy: 'unless-stopped',
-    init: true,
+    ...HARDENED,
+    capDrop: [...HARDENED.capDrop],
+    securityOpt: [...HARDENED.securityOpt],
+    tmpfs: Object.fromEntries(Object.entries(ROUTER_TMPFS_MIB).map(([path, mib]) => [path, `size=${mib}m,mode=1777`])),
+    memoryMiB: ROUTER_LIMITS.memoryMiB,
+    cpus: ROUTER_LIMITS.cpus,
+    pidsLimit: ROUTER_LIMITS.pids,
     network: localNetworkName(config.workspace),
     binds: [`${conf}:/etc/nginx/conf.d/default.conf:ro`, `${index}:/etc/nginx/nexus/agents.json:ro`],
   };
@@ -90,7 +82,9 @@ export async function scaleAgent(deps: FleetDeps, name: string, replicas: number
   await engine.connectNetwork(net, primary.containerId!, [rec!.slug]);
   const img = await ensureAgentImage(deps, rec!, await ensureBaseImage(deps));
   const all = await engine.listContainers({ ...workspaceLabels(config), [LABEL.agent]: rec!.slug });
-  const replicaNo = (c: { labels: Record<string, string> }) => Number(c.labels[LABEL.replica] ?? '0');
+  const replicaNo = (c: { labels: Record<string, string> }) => replicaIndex(c.labels);
+  const routerPort = opts.routerPort ?? ROUTER_PORT;
+  const routedUrl = `${dialUrl(config.ports.bindAddress, routerPort)}${routerPath(rec!.slug)}`;
   for (const c of all.filter((c) => replicaNo(c) >= replicas)) await engine.removeContainer(c.id);
   const have = new Set(all.map(replicaNo).filter((n) => n > 0 && n < replicas));
   for (let n = 1; n < replicas; n++) {
@@ -101,17 +95,17 @@ export async function scaleAgent(deps: FleetDeps, name: string, replicas: number
     spec.hostPort = undefined;
     spec.network = net;
     spec.networkAliases = [rec!.slug];
-    spec.env.AGENT_PUBLIC_URL = `http://${config.ports.bindAddress}:${opts.routerPort ?? DEFAULT_ROUTER_PORT}/agents/${rec!.slug}`;
+    spec.env.AGENT_PUBLIC_URL = routedUrl;
     const id = await engine.createContainer(spec);
     await engine.startContainer(id);
   }
-  await ensureLocalRouter(deps, opts.routerPort ?? DEFAULT_ROUTER_PORT);
+  await ensureLocalRouter(deps, routerPort);
   const now = await engine.listContainers({ ...workspaceLabels(config), [LABEL.agent]: rec!.slug });
   return {
     name: rec!.name,
     replicas,
     containers: now.map((c) => c.name).sort(),
-    url: `http://${config.ports.bindAddress === '0.0.0.0' ? '127.0.0.1' : config.ports.bindAddress}:${opts.routerPort ?? DEFAULT_ROUTER_PORT}/agents/${rec!.slug}/`,
+    url: `${routedUrl}/`,
   };
 }
 

@@ -1,6 +1,6 @@
 import type { Config } from '../config/config.js';
-import { LABEL } from '../engine/labels.js';
-import { AGENT_PORT, agentServiceCore, type AgentTarget, type ProductionOptions } from './model.js';
+import { AGENT_HEALTHCHECK, HARDENED, LABEL, ROUTER_CONTAINER_PORT, ROUTER_TMPFS_MIB } from '../conventions.js';
+import { AGENT_PORT, AGENT_TMPFS_SHORT, STOP_GRACE_PERIOD, agentServiceCore, composeHealthcheck, type AgentTarget, type ProductionOptions } from './model.js';
 
 /** The router in front of the agents in the generated file. */
 export type RouterKind = 'nginx' | 'traefik' | 'none';
@@ -23,15 +23,15 @@ export function composeDocument(config: Config, agents: readonly AgentTarget[], 
   for (const a of agents) {
     services[a.slug] = {
       ...agentServiceCore(a, o),
-      tmpfs: ['/tmp:rw,noexec,nosuid,nodev,size=16m,mode=1777'],
-      security_opt: ['no-new-privileges:true'],
+      tmpfs: [AGENT_TMPFS_SHORT],
+      security_opt: [...HARDENED.securityOpt],
       expose: [String(AGENT_PORT)],
-      healthcheck: { test: ['CMD', 'node', '/app/healthcheck.mjs'], interval: '30s', timeout: '3s', retries: 3, start_period: '10s' },
-      restart: 'unless-stopped',
+      healthcheck: composeHealthcheck(AGENT_HEALTHCHECK),
+      restart: HARDENED.restartPolicy,
       mem_limit: `${config.resources.memoryMiB}m`,
       cpus: config.resources.cpus,
       pids_limit: config.resources.pids,
-      stop_grace_period: '10s',
+      stop_grace_period: STOP_GRACE_PERIOD,
       labels: {
         ...config.labels,
         [LABEL.managed]: 'true',
@@ -44,11 +44,11 @@ export function composeDocument(config: Config, agents: readonly AgentTarget[], 
   if (o.router === 'nginx') {
     services.router = {
       image: `\${NEXUS_ROUTER_IMAGE:-${o.routerImage}}`,
-      ports: [`${o.routerBind.address}:${o.routerBind.port}:8080`],
+      ports: [`${o.routerBind.address}:${o.routerBind.port}:${ROUTER_CONTAINER_PORT}`],
       volumes: ['./nginx/nexus-agents.conf:/etc/nginx/conf.d/default.conf:ro', './nginx/agents.json:/etc/nginx/nexus/agents.json:ro'],
-      read_only: true,
-      tmpfs: ['/var/cache/nginx:size=16m,mode=1777', '/var/run:size=1m,mode=1777', '/tmp:size=16m,mode=1777'],
-      restart: 'unless-stopped',
+      read_only: HARDENED.readOnlyRootfs,
+      tmpfs: ['/var/cache/nginx', '/var/run', '/tmp'].map((p) => `${p}:size=${ROUTER_TMPFS_MIB[p]}m,mode=1777`),
+      restart: HARDENED.restartPolicy,
       depends_on: agents.map((a) => a.slug),
       labels: { ...config.labels, [LABEL.managed]: 'true', [LABEL.kind]: 'router' },
       networks: [o.network],
@@ -56,10 +56,10 @@ export function composeDocument(config: Config, agents: readonly AgentTarget[], 
   } else if (o.router === 'traefik') {
     services.router = {
       image: o.routerImage,
-      command: ['--providers.docker=true', '--providers.docker.exposedbydefault=false', `--providers.docker.network=${o.network}`, '--entrypoints.web.address=:8080'],
-      ports: [`${o.routerBind.address}:${o.routerBind.port}:8080`],
+      command: ['--providers.docker=true', '--providers.docker.exposedbydefault=false', `--providers.docker.network=${o.network}`, `--entrypoints.web.address=:${ROUTER_CONTAINER_PORT}`],
+      ports: [`${o.routerBind.address}:${o.routerBind.port}:${ROUTER_CONTAINER_PORT}`],
       volumes: ['/var/run/docker.sock:/var/run/docker.sock:ro'],
-      restart: 'unless-stopped',
+      restart: HARDENED.restartPolicy,
       labels: { [LABEL.managed]: 'true', [LABEL.kind]: 'router' },
       networks: [o.network],
     };

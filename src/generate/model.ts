@@ -1,7 +1,7 @@
 import type { Config } from '../config/config.js';
 import { agentImageRef } from '../names.js';
 import type { AgentRecord } from '../registry/registry.js';
-import { CONTAINER_PORT } from '../fleet/containers.js';
+import { AGENT_TMP, CONTAINER_PORT, HARDENED, ROUTER_PORT, STOP_GRACE_S, dialUrl, routerPath, type Healthcheck } from '../conventions.js';
 
 /** What the production generators need of one agent. Pure data, no I/O. */
 export interface AgentTarget {
@@ -35,13 +35,25 @@ export interface ProductionOptions {
 
 export const DEFAULT_PRODUCTION: ProductionOptions = {
   network: 'nexus-agents',
-  routerBind: { address: '127.0.0.1', port: 8088 },
-  publicUrl: 'http://127.0.0.1:8088',
+  routerBind: { address: '127.0.0.1', port: ROUTER_PORT },
+  publicUrl: dialUrl('127.0.0.1', ROUTER_PORT),
   registryPrefix: '',
   bodyLimitBytes: 1024 * 1024,
 };
 
+/** Port the agents listen on inside their containers (the house convention). */
 export const AGENT_PORT = CONTAINER_PORT;
+
+/** Compose/Swarm `healthcheck` of the house's HEALTHCHECK (durations as Compose strings). */
+export function composeHealthcheck(hc: Healthcheck): Record<string, unknown> {
+  return { test: ['CMD', ...hc.test], interval: `${hc.intervalS}s`, timeout: `${hc.timeoutS}s`, retries: hc.retries, start_period: `${hc.startPeriodS}s` };
+}
+
+/** Compose `stop_grace_period`: the house's SIGTERM-to-SIGKILL delay. */
+export const STOP_GRACE_PERIOD = `${STOP_GRACE_S}s`;
+
+/** Compose short-syntax tmpfs of an agent's /tmp. */
+export const AGENT_TMPFS_SHORT = `${AGENT_TMP.path}:${AGENT_TMP.options}`;
 
 /**
  * What every generated agent service has, in Compose and Swarm alike (pure): its image, an init
@@ -51,10 +63,10 @@ export const AGENT_PORT = CONTAINER_PORT;
 export function agentServiceCore(a: AgentTarget, o: ProductionOptions): Record<string, unknown> {
   return {
     image: a.image,
-    init: true,
-    user: '1000:1000',
-    read_only: true,
-    cap_drop: ['ALL'],
+    init: HARDENED.init,
+    user: HARDENED.user,
+    read_only: HARDENED.readOnlyRootfs,
+    cap_drop: [...HARDENED.capDrop],
     environment: { PORT: String(AGENT_PORT), LOG_LEVEL: 'info', AGENT_PUBLIC_URL: `${o.publicUrl}${a.path}` },
     ...(a.envFile ? { env_file: [`agents/${a.slug}/.env`] } : {}),
   };
@@ -71,7 +83,7 @@ export function agentTargets(config: Config, records: readonly AgentRecord[], op
     tools: (r.tools ?? []).map((t) => ({ name: t.name, description: t.description })),
     // the tag is interpolated by Compose/Swarm, so one file serves any tag: NEXUS_IMAGE_TAG=v2 docker-compose up
     image: `${opts.registryPrefix}${agentImageRef(r.slug, `\${NEXUS_IMAGE_TAG:-${config.images.tag}}`, config.project)}`,
-    path: `/agents/${r.slug}`,
+    path: routerPath(r.slug),
     envFile: hasEnvFile(r.slug),
   }));
 }

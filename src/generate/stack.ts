@@ -1,6 +1,6 @@
 import type { Config } from '../config/config.js';
-import { LABEL } from '../engine/labels.js';
-import { agentServiceCore, type AgentTarget, type ProductionOptions } from './model.js';
+import { AGENT_TMP, HARDENED, LABEL, ROUTER_CONTAINER_PORT, ROUTER_TMPFS_MIB, SWARM_HEALTHCHECK } from '../conventions.js';
+import { STOP_GRACE_PERIOD, agentServiceCore, composeHealthcheck, type AgentTarget, type ProductionOptions } from './model.js';
 
 function tmpfsMount(target: string, sizeMiB: number): Record<string, unknown> {
   return { type: 'tmpfs', target, tmpfs: { size: sizeMiB * 1024 * 1024 } };
@@ -32,9 +32,9 @@ export function stackDocument(config: Config, agents: readonly AgentTarget[], o:
     services[a.slug] = {
       ...agentServiceCore(a, o),
       // Swarm ignores the short `tmpfs` key; long-syntax tmpfs mounts work (mode 1777)
-      volumes: [tmpfsMount('/tmp', 16)],
-      healthcheck: { test: ['CMD', 'node', '/app/healthcheck.mjs'], interval: '10s', timeout: '3s', retries: 3, start_period: '10s' },
-      stop_grace_period: '10s',
+      volumes: [tmpfsMount(AGENT_TMP.path, AGENT_TMP.sizeMiB)],
+      healthcheck: composeHealthcheck(SWARM_HEALTHCHECK),
+      stop_grace_period: STOP_GRACE_PERIOD,
       networks: [o.network],
       deploy: {
         replicas: o.replicasOf?.[a.slug] ?? o.replicas,
@@ -53,13 +53,13 @@ export function stackDocument(config: Config, agents: readonly AgentTarget[], o:
     image: o.routerImage,
     // one router per node, bound on the node itself (host mode): put the nodes behind your load
     // balancer or DNS; no dependence on the ingress routing mesh
-    ports: [{ target: 8080, published: o.routerBind.port, protocol: 'tcp', mode: 'host' }],
+    ports: [{ target: ROUTER_CONTAINER_PORT, published: o.routerBind.port, protocol: 'tcp', mode: 'host' }],
     configs: [
       { source: o.configNames.nginx, target: '/etc/nginx/conf.d/default.conf' },
       { source: o.configNames.index, target: '/etc/nginx/nexus/agents.json' },
     ],
-    read_only: true,
-    volumes: [tmpfsMount('/tmp', 16), tmpfsMount('/var/cache/nginx', 16), tmpfsMount('/var/run', 1)],
+    read_only: HARDENED.readOnlyRootfs,
+    volumes: Object.entries(ROUTER_TMPFS_MIB).map(([path, mib]) => tmpfsMount(path, mib)),
     networks: [o.network],
     deploy: {
       mode: 'global',

@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import writeFileAtomic from 'write-file-atomic';
 import type { MarketplaceCard } from './cards.js';
+import { isoNow, type Clock } from '../clock.js';
 
 /** A listing: the card plus what the marketplace adds. Timestamps are ISO-8601. */
 export interface Listing extends MarketplaceCard {
@@ -70,6 +71,8 @@ export interface MarketplaceServerOptions {
   logger?: boolean;
   /** Deepest nesting of arrays/objects a request body may have (default MAX_JSON_DEPTH). Tests raise it to reach the serialisation check behind it. */
   maxJsonDepth?: number;
+  /** Time for listings' timestamps (default: the system clock). */
+  clock?: Clock;
 }
 
 /**
@@ -191,7 +194,7 @@ export async function buildMarketplaceServer(opts: MarketplaceServerOptions): Pr
           return reply.header('www-authenticate', 'Bearer').code(401).send({ error: { code: 'UNAUTHORIZED', message: 'missing or invalid bearer token' } });
         }
       });
-      agentRoutes(v1, listings, persist);
+      agentRoutes(v1, listings, persist, opts.clock);
     },
     { prefix: '/v1' },
   );
@@ -200,7 +203,7 @@ export async function buildMarketplaceServer(opts: MarketplaceServerOptions): Pr
 }
 
 /** The /v1/agents routes. Registered only inside the authenticated plugin above. */
-function agentRoutes(app: FastifyInstance, listings: Map<string, Listing>, persist: () => Promise<void>): void {
+function agentRoutes(app: FastifyInstance, listings: Map<string, Listing>, persist: () => Promise<void>, clock?: Clock): void {
   app.put<{ Params: { key: string }; Body: MarketplaceCard }>(
     '/agents/:key',
     {
@@ -212,7 +215,7 @@ function agentRoutes(app: FastifyInstance, listings: Map<string, Listing>, persi
       },
     },
     async (req, reply) => {
-      const now = new Date().toISOString();
+      const now = isoNow(clock);
       const prev = listings.get(req.params.key);
       const listing: Listing = {
         ...req.body,

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import writeFileAtomic from 'write-file-atomic';
 import { z } from 'zod';
+import { isoNow, systemClock, type Clock } from '../clock.js';
 import { AppError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
 import { choosePort } from '../ports/allocate.js';
@@ -31,8 +32,11 @@ export class LocalRegistry implements Registry {
   readonly kind = 'local' as const;
   readonly path: string;
   private readonly dir: string;
+  private readonly clock: Clock;
 
-  constructor(workspace: string) {
+  /** `clock` stamps createdAt/updatedAt (default: the system clock). */
+  constructor(workspace: string, opts: { clock?: Clock } = {}) {
+    this.clock = opts.clock ?? systemClock;
     this.dir = join(workspace, '.nexus');
     this.path = join(this.dir, 'registry.json');
   }
@@ -100,7 +104,7 @@ export class LocalRegistry implements Registry {
       }
       const reserved = new Map(Object.values(data.agents).map((a) => [a.port, a.slug] as const));
       const port = await choosePort({ ...portReq, reserved });
-      const now = new Date().toISOString();
+      const now = isoNow(this.clock);
       const record: AgentRecord = { ...agent, port, desired: 'stopped', status: 'created', createdAt: now, updatedAt: now };
       data.agents[agent.slug] = record;
       log.debug({ agent: agent.slug, port }, 'created record');
@@ -120,7 +124,7 @@ export class LocalRegistry implements Registry {
     return this.withLock(async (data) => {
       const current = data.agents[slug];
       if (!current) throw notFound(slug);
-      const next: AgentRecord = { ...current, ...patch, updatedAt: new Date().toISOString() };
+      const next: AgentRecord = { ...current, ...patch, updatedAt: isoNow(this.clock) };
       data.agents[slug] = next;
       return { data, result: next };
     });

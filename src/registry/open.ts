@@ -1,6 +1,6 @@
 import type { Config } from '../config/config.js';
 import { AppError } from '../errors.js';
-import { agentUrl } from '../fleet/context.js';
+import { agentUrl } from '../conventions.js';
 import { LocalRegistry } from './local.js';
 import type { Registry } from './registry.js';
 
