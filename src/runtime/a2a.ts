@@ -235,8 +235,13 @@ export function registerA2a(app: FastifyInstance, opts: A2aOptions): void {
   const send = (reply: FastifyReply, body: unknown) => reply.type(A2A_CONTENT_TYPE).send(body);
 
   app.register(async (scope) => {
-    // section 11.1: application/a2a+json SHOULD be used for requests; application/json also works
-    scope.addContentTypeParser(A2A_CONTENT_TYPE, { parseAs: 'string' }, scope.getDefaultJsonParser('error', 'ignore'));
+    // section 11.1: application/a2a+json SHOULD be used for requests; application/json also works.
+    // A body may be empty (the SDK's client POSTs :cancel with a JSON content type and no body).
+    const json = scope.getDefaultJsonParser('error', 'ignore');
+    scope.removeContentTypeParser('application/json');
+    scope.addContentTypeParser(['application/json', A2A_CONTENT_TYPE], { parseAs: 'string' }, (req, body, done) =>
+      body === '' ? done(null, undefined) : json(req, body as string, done),
+    );
     scope.addHook('onRequest', async (req) => checkVersion(req));
     scope.setErrorHandler((err: FastifyError | A2aError, req, reply) => {
       let e: A2aError;
