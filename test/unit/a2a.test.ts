@@ -120,7 +120,7 @@ describe('A2A POST /message:send', () => {
 
   it('honours A2A-Version: absent means 0.3 and is VERSION_NOT_SUPPORTED; 1.0 by header, patch or query parameter works', async () => {
     const body = { message: userMessage([{ data: { tool_name: 'process_data', parameters: { data: [1] } } }]) };
-    for (const headers of [{}, { 'a2a-version': '0.3' }, { 'a2a-version': '2.0' }]) {
+    for (const headers of [{}, { 'a2a-version': '0.3' }, { 'a2a-version': '2.0' }] as Record<string, string>[]) {
       const r = await send(body, headers);
       expect(r.statusCode).toBe(400);
       expect(r.json().error).toMatchObject({ status: 'FAILED_PRECONDITION', details: errorInfo('VERSION_NOT_SUPPORTED') });
