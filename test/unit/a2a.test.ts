@@ -70,6 +70,16 @@ describe('A2A POST /message:send', () => {
     expect(task.artifacts[0].parts[0].data).toMatchObject({ words: 3, sentences: 2, top_words: [{ word: 'hello', count: 2 }, { word: 'world', count: 1 }] });
   });
 
+  it('the card lists text/plain among the input modes of the one tool that takes text', async () => {
+    const card = (await app.inject('/.well-known/agent-card.json')).json();
+    expect(card.skills.map((s: { id: string; inputModes?: string[] }) => [s.id, s.inputModes])).toEqual([
+      ['process_data', undefined],
+      ['analyze_text', ['application/json', 'text/plain']],
+      ['boom', undefined],
+      ['wait', undefined],
+    ]);
+  });
+
   it('a text part to an agent without exactly one text tool is CONTENT_TYPE_NOT_SUPPORTED', async () => {
     const two = await buildServer(defineAgent({ name: 'B', description: '', version: '1', tools: [processData] }), { processMetrics: false });
     const r = await two.inject({ method: 'POST', url: '/message:send', headers: V, payload: { message: userMessage([{ text: 'hi' }]) } });
