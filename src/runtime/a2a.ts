@@ -5,7 +5,7 @@
  * A message runs one tool through the same path as POST /execute (invokeTool): its data part is
  * `{tool_name, parameters}`, or, when exactly one tool takes text (card.ts textTool), a text part
  * fills that tool's text parameter. Each message makes a task, kept in memory (the most recently
- * updated MAX_TASKS); the tool's result is the task's artifact, a data part.
+ * updated MAX_TASKS, within MAX_TASK_JSON_CHARS); the tool's result is the task's artifact, a data part.
  *
  * Written on fastify rather than with @a2a-js/sdk's server: the SDK serves HTTP+JSON only as an
  * express router (its RestTransportHandler is not exported), its InMemoryTaskStore never forgets
@@ -20,6 +20,11 @@ import { ContractError, type ErrCode, type InvokeTool } from './invoke.js';
 
 /** Tasks kept in memory: the most recently updated ones; older ones answer TASK_NOT_FOUND. */
 export const MAX_TASKS = 1000;
+/**
+ * ...and at most this much task JSON (characters, about bytes): 1,000 tasks of 1 MiB requests
+ * would not fit the agent's 128 MiB. The newest task is kept whatever its size.
+ */
+export const MAX_TASK_JSON_CHARS = 8 * 1024 * 1024;
 const A2A_CONTENT_TYPE = 'application/a2a+json';
 const A2A_DOMAIN = 'a2a-protocol.org';
 const AGENT_DOMAIN = 'nexus-delta.dev';
@@ -109,9 +114,13 @@ function agentMessage(task: Pick<Task, 'id' | 'contextId'>, parts: Part[]): Mess
 
 /** Bounded task store: a Map in least-recently-updated-first order, so eviction is O(1). */
 class TaskStore {
-  private readonly tasks = new Map<string, { task: Task; seq: number; cancel?: AbortController }>();
+  private readonly tasks = new Map<string, { task: Task; seq: number; size: number; cancel?: AbortController | undefined }>();
   private seq = 0;
-  constructor(private readonly max: number) {}
+  private chars = 0;
+  constructor(
+    private readonly maxTasks: number,
+    private readonly maxChars: number,
+  ) {}
 
   get(id: string) {
     return this.tasks.get(id);
@@ -120,9 +129,16 @@ class TaskStore {
   put(task: Task, cancel?: AbortController, isNew = false): void {
     const prev = this.tasks.get(task.id);
     if (!prev && !isNew) return;
+    if (prev) this.chars -= prev.size;
     this.tasks.delete(task.id);
-    this.tasks.set(task.id, { task, seq: ++this.seq, cancel: cancel ?? prev?.cancel });
-    while (this.tasks.size > this.max) this.tasks.delete(this.tasks.keys().next().value!);
+    const size = JSON.stringify(task).length;
+    this.chars += size;
+    this.tasks.set(task.id, { task, seq: ++this.seq, size, cancel: cancel ?? prev?.cancel });
+    while (this.tasks.size > this.maxTasks || (this.chars > this.maxChars && this.tasks.size > 1)) {
+      const [oldest, entry] = this.tasks.entries().next().value!;
+      this.chars -= entry.size;
+      this.tasks.delete(oldest);
+    }
   }
   /** Newest first. */
   *newestFirst() {
@@ -200,7 +216,7 @@ export interface A2aOptions {
  * failure or timeout a FAILED one; the status message then holds `{error: {code, message}}`.
  */
 export function registerA2a(app: FastifyInstance, opts: A2aOptions): void {
-  const store = new TaskStore(MAX_TASKS);
+  const store = new TaskStore(MAX_TASKS, MAX_TASK_JSON_CHARS);
   const text = textTool(opts.agent.tools);
 
   async function run(task: Task, tool: string, params: unknown, cancel: AbortController): Promise<Task> {

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { MAX_TASKS } from '../../src/runtime/a2a.js';
+import { MAX_TASK_JSON_CHARS, MAX_TASKS } from '../../src/runtime/a2a.js';
 import { defineAgent, defineTool } from '../../src/runtime/define.js';
 import { buildServer } from '../../src/runtime/server.js';
 import { analyzeText } from '../../agent-template/tools/analyze_text.js';
+import { echo } from '../../agent-template/tools/echo.js';
 import { processData } from '../../agent-template/tools/process_data.js';
 
 // the A2A 1.0 HTTP+JSON binding (spec sections 3, 5.4, 11): shapes from a2a.proto
@@ -277,6 +278,23 @@ describe('A2A GET /tasks', () => {
       }
       expect((await a.inject({ url: '/tasks?pageSize=1', headers: V })).json().totalSize).toBe(MAX_TASKS);
       expect((await a.inject({ url: `/tasks/${first}`, headers: V })).statusCode).toBe(404);
+    } finally {
+      await a.close();
+    }
+  });
+
+  it(`keeps at most ${MAX_TASK_JSON_CHARS / 2 ** 20} MiB of task JSON, always the newest task`, async () => {
+    const a = await buildServer(defineAgent({ name: 'D', description: '', version: '1', tools: [echo] }), { processMetrics: false, bodyLimitBytes: 8 * 2 ** 20 });
+    try {
+      // each task holds the message (history) and the echo (artifact): about 2 x 2.5 MiB
+      const big = 'x'.repeat(2.5 * 2 ** 20);
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const r = await a.inject({ method: 'POST', url: '/message:send', headers: V, payload: { message: userMessage([{ data: { tool_name: 'echo', parameters: { message: big } } }]) } });
+        ids.push(r.json().task.id);
+      }
+      const status = await Promise.all(ids.map(async (id) => (await a.inject({ url: `/tasks/${id}?historyLength=0`, headers: V })).statusCode));
+      expect(status).toEqual([404, 404, 200]);
     } finally {
       await a.close();
     }
