@@ -97,15 +97,20 @@ export function createToolInvoker(agent: AgentDefinition, opts: InvokerOptions):
       throw new ContractError('INVALID_PARAMETERS', describeAjvError(tool.validate.errors![0]!));
     }
     const timeoutMs = tool.def.timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS;
-    const signals = [opts.shutdown, AbortSignal.timeout(timeoutMs)];
+    // a timer cleared when the call ends: AbortSignal.timeout() would keep every finished call's
+    // signal, listeners and parameters alive for the whole budget (30 s by default)
+    const budget = new AbortController();
+    const timer = setTimeout(() => budget.abort(), timeoutMs);
+    const signals = [opts.shutdown, budget.signal];
     if (callerSignal) signals.push(callerSignal);
     const signal = AbortSignal.any(signals);
+    let onAbort: (() => void) | undefined;
     const end = duration.startTimer({ tool: name });
     try {
       const result = await Promise.race([
         Promise.resolve().then(() => tool.def.handler(params, { signal })),
         new Promise<never>((_, reject) => {
-          const onAbort = () =>
+          onAbort = () =>
             reject(
               callerSignal?.aborted
                 ? new ContractError('TOOL_CANCELED', `tool '${name}' was canceled`)
@@ -130,6 +135,8 @@ export function createToolInvoker(agent: AgentDefinition, opts: InvokerOptions):
       opts.log.warn({ tool: name, err }, 'tool failed');
       throw new ContractError('TOOL_ERROR', err instanceof Error ? err.message : String(err));
     } finally {
+      clearTimeout(timer);
+      if (onAbort) signal.removeEventListener('abort', onAbort);
       end();
     }
   };

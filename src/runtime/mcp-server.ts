@@ -8,6 +8,12 @@ import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, typ
 import type { AgentDefinition } from './define.js';
 import { ContractError, type InvokeTool } from './invoke.js';
 
+// The SDK's Server validates only elicitation answers with this (never asked for here); its
+// default builds an Ajv instance with formats per Server, i.e. per stateless request.
+const noElicitationValidator = {
+  getValidator: () => () => ({ valid: false as const, data: undefined, errorMessage: 'this server does not elicit input' }),
+};
+
 /** A tool result as MCP structured content (a JSON object): objects as they are, anything else as `{result}`. */
 export function structuredResult(result: unknown): Record<string, unknown> {
   return result !== null && typeof result === 'object' && !Array.isArray(result) ? (result as Record<string, unknown>) : { result };
@@ -22,7 +28,7 @@ export function structuredResult(result: unknown): Record<string, unknown> {
  * tool is the JSON-RPC error -32602, as the SDK's own McpServer answers it.
  */
 export async function handleMcpPost(agent: AgentDefinition, invokeTool: InvokeTool, request: Request, body: unknown): Promise<Response> {
-  const server = new Server({ name: agent.name, version: agent.version }, { capabilities: { tools: {} } });
+  const server = new Server({ name: agent.name, version: agent.version }, { capabilities: { tools: {} }, jsonSchemaValidator: noElicitationValidator });
   server.setRequestHandler(ListToolsRequestSchema, async () => ({
     tools: agent.tools.map((t) => ({ name: t.name, description: t.description, inputSchema: t.parameters as { type: 'object' } })),
   }));
