@@ -23,7 +23,9 @@ export interface ServerOptions {
 
 /**
  * Build (never listen) the agent's HTTP server implementing the agent contract (DESIGN.md):
- * GET /health, GET /tools, POST /execute, GET /metrics, GET /.well-known/agent-card.json.
+ * GET /health, GET /tools, POST /execute, GET /metrics, GET /.well-known/agent-card.json; and the
+ * same tools over A2A 1.0 HTTP+JSON (a2a.ts) and MCP streamable HTTP at /mcp (mcp.ts), every
+ * call through one invokeTool (invoke.ts).
  * Errors share one shape: `{"error": {"code", "message"}}`.
  * @throws Error when a tool's parameter schema does not compile.
  */
