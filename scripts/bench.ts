@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only (print, no file)]
+ * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only | --router-only | --protocols-only (print, no file)]
  *
  * Measures, in one run on this machine, for N agents on the same (already built) images:
  *  1. `agent start-all` from no containers to all healthy (the real CLI, as a user runs it);
@@ -9,7 +9,8 @@
  *  4. idle memory per agent container (docker stats: usage minus inactive file cache);
  *  5. the bytes an agent image adds over the base image;
  *  6. the registry: create + list of 100 records, local file vs Firestore (emulator);
- *  7. /execute requests/s and p50/p99 latency direct vs through the generated nginx.
+ *  7. /execute requests/s and p50/p99 latency direct vs through the generated nginx;
+ *  8. one tool call over /execute, A2A message:send and MCP tools/call on the same agent.
  * Rounds are interleaved and the median is reported. Results go to BENCHMARKS.md.
  * Only loopback traffic; every container, image and file it makes is removed at the end.
  */
@@ -26,7 +27,7 @@ import { LABEL } from '../src/engine/labels.js';
 import { agentContainerSpec } from '../src/fleet/containers.js';
 import { workspaceId, type FleetDeps } from '../src/fleet/context.js';
 import { probeHealth } from '../src/fleet/health.js';
-import { buildAgents, createAgent } from '../src/fleet/manager.js';
+import { buildAgents, createAgent, startAgents } from '../src/fleet/manager.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { LocalRegistry } from '../src/registry/local.js';
 import { FirestoreRegistry } from '../src/registry/firestore.js';
@@ -174,6 +175,90 @@ async function routerBench(seconds: number): Promise<string> {
     await removeContainers([`${LABEL.workspace}=${workspaceId(ws)}`]);
     await removeLocalRouter(deps).catch(() => undefined);
     const imgs = await docker.listImages({ filters: { label: [`${LABEL.workspace}=${workspaceId(ws)}`] } });
+    for (const i of imgs) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
+    await rm(ws, { recursive: true, force: true });
+  }
+}
+
+/** Median idle memory (MiB) of one container: 5 samples 2 s apart (docker stats, minus inactive file cache). */
+async function idleMiB(engine: DockerEngine, id: string): Promise<number> {
+  const xs: number[] = [];
+  for (let s = 0; s < 5; s++) {
+    xs.push((await engine.containerMemory(id)) / 2 ** 20);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  return median(xs);
+}
+
+/**
+ * The same tool call over the agent's three doors on one started agent: POST /execute, A2A
+ * POST /message:send (HTTP+JSON 1.0) and MCP tools/call on /mcp (stateless, JSON response), plus
+ * the agent's idle memory and its base image size. Loopback only, a few seconds per door.
+ */
+async function protocolBench(seconds: number): Promise<string> {
+  const ws = await mkdtemp(join(tmpdir(), 'nexus-bench-proto-'));
+  await writeFile(
+    join(ws, 'nexus.yaml'),
+    yaml.dump({ project: 'benchp', ports: { range: '9231-9232' }, images: { tag: 'bench-proto' }, labels: { 'dev.nexus-delta.bench': 'true' } }),
+  );
+  const config = loadConfig(ws, {});
+  const engine = new DockerEngine();
+  const deps: FleetDeps = { config, registry: new LocalRegistry(ws), engine };
+  const wsLabel = `${LABEL.workspace}=${workspaceId(ws)}`;
+  try {
+    await createAgent(deps, { name: 'ProtoAgent', capabilities: ['data'] });
+    await startAgents(deps, ['ProtoAgent']);
+    const url = 'http://127.0.0.1:9231';
+    await allHealthy([9231]);
+    // idle first, before any protocol module is loaded by a call
+    await new Promise((r) => setTimeout(r, 15_000));
+    const [c] = await docker.listContainers({ filters: { label: [wsLabel] } });
+    const idle = await idleMiB(engine, c!.Id);
+    const base = await docker.getImage(`nexus-delta-agent:${config.images.tag}`).inspect();
+    const params = { data: [1, 2, 3, 4, 5] };
+    const doors: { name: string; path: string; headers: Record<string, string>; body: unknown }[] = [
+      { name: 'POST /execute', path: '/execute', headers: {}, body: { tool_name: 'process_data', parameters: params } },
+      {
+        name: 'A2A POST /message:send',
+        path: '/message:send',
+        headers: { 'a2a-version': '1.0' },
+        body: { message: { messageId: 'bench', role: 'ROLE_USER', parts: [{ data: { tool_name: 'process_data', parameters: params } }] } },
+      },
+      {
+        name: 'MCP tools/call on /mcp',
+        path: '/mcp',
+        headers: { accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' },
+        body: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'process_data', arguments: params } },
+      },
+    ];
+    const rows: string[] = [];
+    for (const d of doors) {
+      const once = await fetch(url + d.path, { method: 'POST', headers: { 'content-type': 'application/json', ...d.headers }, body: JSON.stringify(d.body) });
+      if (once.status !== 200) {
+        rows.push(`| ${d.name} | not served (HTTP ${once.status}) | | | |`);
+        continue;
+      }
+      const opts = { url: url + d.path, method: 'POST' as const, headers: { 'content-type': 'application/json', ...d.headers }, body: JSON.stringify(d.body), connections: 10 };
+      await autocannon({ ...opts, duration: 1 }); // warm-up
+      const r = await autocannon({ ...opts, duration: seconds });
+      rows.push(`| ${d.name} | ${r.requests.average.toFixed(0)} | ${r.latency.p50.toFixed(1)} ms | ${r.latency.p99.toFixed(1)} ms | ${r.errors + r.non2xx} |`);
+    }
+    const after = await idleMiB(engine, c!.Id);
+    return `## One tool call over /execute, A2A and MCP
+
+\`process_data\` on one agent (0.5 CPU), 10 connections, ${seconds} s per door after a 1 s warm-up (autocannon, loopback).
+MCP is stateless streamable HTTP with JSON responses: one JSON-RPC \`tools/call\` per POST, no session.
+
+| door | requests/s | p50 latency | p99 latency | errors + non-2xx |
+| --- | --- | --- | --- | --- |
+${rows.join('\n')}
+
+Idle memory of that agent (median of 5 samples, 2 s apart): ${idle.toFixed(1)} MiB before any call,
+${after.toFixed(1)} MiB after the load (protocol modules loaded). Base image: ${(base.Size / 1e6).toFixed(1)} MB.
+`;
+  } finally {
+    await removeContainers([wsLabel]).catch(() => undefined);
+    const imgs = await docker.listImages({ filters: { label: [wsLabel] } });
     for (const i of imgs) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
     await rm(ws, { recursive: true, force: true });
   }
@@ -352,8 +437,10 @@ Target: under 2 MB added: ${verdict(addedBytes < 2e6)}.
     const regMd = await registryBench(opt('records', 100));
     console.error('bench: router');
     const routerMd = await routerBench(opt('seconds', 5));
-    await writeFile(join(PACKAGE_ROOT, 'BENCHMARKS.md'), `${md}\n${regMd}\n${routerMd}`);
-    console.log(md + '\n' + regMd + '\n' + routerMd);
+    console.error('bench: protocols');
+    const protoMd = await protocolBench(3);
+    await writeFile(join(PACKAGE_ROOT, 'BENCHMARKS.md'), `${md}\n${regMd}\n${routerMd}\n${protoMd}`);
+    console.log(md + '\n' + regMd + '\n' + routerMd + '\n' + protoMd);
   } finally {
     await removeContainers([wsLabel]).catch(() => undefined);
     await removeContainers(['dev.nexus-delta.bench=true']).catch(() => undefined);
@@ -366,6 +453,7 @@ Target: under 2 MB added: ${verdict(addedBytes < 2e6)}.
 
 if (args.includes('--registry-only')) console.log(await registryBench(opt('records', 100)));
 else if (args.includes('--router-only')) console.log(await routerBench(opt('seconds', 5)));
+else if (args.includes('--protocols-only')) console.log(await protocolBench(opt('seconds', 3)));
 else await main();
 // nothing else to wait for (gRPC channels can linger after their apps are deleted)
 process.exit(0);

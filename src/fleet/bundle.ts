@@ -47,7 +47,7 @@ async function bundle(opts: esbuild.BuildOptions): Promise<Bundle> {
 }
 
 /** npm packages bundled into the runtime: their versions are part of its source hash. */
-const RUNTIME_DEPENDENCIES = ['fastify', 'ajv', 'prom-client'];
+const RUNTIME_DEPENDENCIES = ['fastify', 'ajv', 'prom-client', '@modelcontextprotocol/sdk'];
 
 /**
  * sha256 of everything the runtime bundle is made from (src/runtime/** and the versions of the
@@ -68,7 +68,7 @@ export async function runtimeSourceHash(): Promise<string> {
   return sha256(...parts);
 }
 
-/** The agent runtime (src/runtime with fastify, ajv, prom-client) as one ESM file for the base image. */
+/** The agent runtime (src/runtime with fastify, ajv, prom-client; the MCP SDK loaded lazily) as one ESM file for the base image. */
 export async function bundleRuntime(): Promise<Bundle> {
   try {
     return await bundle({ entryPoints: [RUNTIME_ENTRY], banner: { js: ESM_REQUIRE_BANNER } });

@@ -1,13 +1,14 @@
 import { hostname } from 'node:os';
 import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
-import { Ajv, type ValidateFunction, type ErrorObject } from 'ajv';
-import { Counter, Histogram, Registry as MetricsRegistry, collectDefaultMetrics, Gauge } from 'prom-client';
+import { Registry as MetricsRegistry, collectDefaultMetrics, Gauge } from 'prom-client';
+import { registerA2a } from './a2a.js';
 import { buildA2aCard } from './card.js';
-import { ToolInputError, type AgentDefinition, type ToolDefinition } from './define.js';
+import type { AgentDefinition } from './define.js';
+import { ContractError, createToolInvoker, ERR, type ErrCode } from './invoke.js';
+import { registerMcp } from './mcp.js';
 
 /** Default request body limit: 1 MiB. */
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
-const DEFAULT_TOOL_TIMEOUT_MS = 30_000;
 
 export interface ServerOptions {
   /** Maximum request body in bytes (413 above it). Default 1 MiB. */
@@ -20,68 +21,18 @@ export interface ServerOptions {
   processMetrics?: boolean;
 }
 
-/** Error codes of the agent contract, with their HTTP status. */
-const ERR = {
-  TOOL_NOT_FOUND: 404,
-  NOT_FOUND: 404,
-  INVALID_PARAMETERS: 400,
-  INVALID_REQUEST: 400,
-  INVALID_JSON: 400,
-  UNSUPPORTED_MEDIA_TYPE: 415,
-  PAYLOAD_TOO_LARGE: 413,
-  TOOL_ERROR: 500,
-  TOOL_TIMEOUT: 504,
-  INTERNAL: 500,
-  SHUTTING_DOWN: 503,
-} as const;
-type ErrCode = keyof typeof ERR;
-
-class ContractError extends Error {
-  constructor(
-    readonly code: ErrCode,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** "parameters.data must be array" from Ajv's first error. */
-function describeAjvError(e: ErrorObject): string {
-  const path = e.instancePath ? 'parameters' + e.instancePath.replace(/\//g, '.') : 'parameters';
-  if (e.keyword === 'required') return `${path}.${(e.params as { missingProperty: string }).missingProperty} is required`;
-  if (e.keyword === 'additionalProperties') {
-    return `${path}.${(e.params as { additionalProperty: string }).additionalProperty} is not allowed`;
-  }
-  return `${path} ${e.message ?? 'is invalid'}`;
-}
-
 /**
  * Build (never listen) the agent's HTTP server implementing the agent contract (DESIGN.md):
- * GET /health, GET /tools, POST /execute, GET /metrics, GET /.well-known/agent-card.json.
+ * GET /health, GET /tools, POST /execute, GET /metrics, GET /.well-known/agent-card.json; and the
+ * same tools over A2A 1.0 HTTP+JSON (a2a.ts) and MCP streamable HTTP at /mcp (mcp.ts), every
+ * call through one invokeTool (invoke.ts).
  * Errors share one shape: `{"error": {"code", "message"}}`.
  * @throws Error when a tool's parameter schema does not compile.
  */
 export async function buildServer(agent: AgentDefinition, opts: ServerOptions = {}): Promise<FastifyInstance> {
   const startedAt = Date.now();
-  const ajv = new Ajv({ allErrors: false, strict: false, useDefaults: true, coerceTypes: false });
-  const tools = new Map<string, { def: ToolDefinition; validate: ValidateFunction }>();
-  for (const def of agent.tools) tools.set(def.name, { def, validate: ajv.compile(def.parameters) });
-
   const metrics = new MetricsRegistry();
   if (opts.processMetrics ?? true) collectDefaultMetrics({ register: metrics });
-  const calls = new Counter({
-    name: 'nexus_agent_tool_calls_total',
-    help: 'Tool calls by tool and outcome (ok, invalid, error, timeout).',
-    labelNames: ['tool', 'outcome'],
-    registers: [metrics],
-  });
-  const duration = new Histogram({
-    name: 'nexus_agent_tool_duration_seconds',
-    help: 'Tool call duration in seconds.',
-    labelNames: ['tool'],
-    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
-    registers: [metrics],
-  });
   new Gauge({
     name: 'nexus_agent_uptime_seconds',
     help: 'Seconds since the agent started.',
@@ -102,6 +53,7 @@ export async function buildServer(agent: AgentDefinition, opts: ServerOptions = 
   app.removeContentTypeParser('text/plain');
   const shutdown = new AbortController();
   app.addHook('onClose', async () => shutdown.abort());
+  const invokeTool = createToolInvoker(agent, { metrics, shutdown: shutdown.signal, log: app.log });
 
   app.setErrorHandler((err: FastifyError | ContractError, req, reply) => {
     if (err instanceof ContractError) {
@@ -162,49 +114,12 @@ export async function buildServer(agent: AgentDefinition, opts: ServerOptions = 
         },
       },
     },
-    async (req) => {
-      const { tool_name: name } = req.body;
-      const tool = tools.get(name);
-      if (!tool) {
-        calls.inc({ tool: 'unknown', outcome: 'invalid' });
-        throw new ContractError('TOOL_NOT_FOUND', `unknown tool '${name}'; this agent has: ${[...tools.keys()].join(', ')}`);
-      }
-      const params = structuredClone(req.body.parameters ?? {});
-      if (!tool.validate(params)) {
-        calls.inc({ tool: name, outcome: 'invalid' });
-        throw new ContractError('INVALID_PARAMETERS', describeAjvError(tool.validate.errors![0]!));
-      }
-      const timeoutMs = tool.def.timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS;
-      const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(timeoutMs)]);
-      const end = duration.startTimer({ tool: name });
-      try {
-        const result = await Promise.race([
-          Promise.resolve().then(() => tool.def.handler(params, { signal })),
-          new Promise<never>((_, reject) =>
-            signal.addEventListener('abort', () => reject(new ContractError('TOOL_TIMEOUT', `tool '${name}' took longer than ${timeoutMs} ms`)), {
-              once: true,
-            }),
-          ),
-        ]);
-        calls.inc({ tool: name, outcome: 'ok' });
-        return { result: result ?? null };
-      } catch (err) {
-        if (err instanceof ContractError) {
-          calls.inc({ tool: name, outcome: 'timeout' });
-          throw err;
-        }
-        if (err instanceof ToolInputError) {
-          calls.inc({ tool: name, outcome: 'invalid' });
-          throw new ContractError('INVALID_PARAMETERS', err.message);
-        }
-        calls.inc({ tool: name, outcome: 'error' });
-        req.log.warn({ tool: name, err }, 'tool failed');
-        throw new ContractError('TOOL_ERROR', err instanceof Error ? err.message : String(err));
-      } finally {
-        end();
-      }
-    },
+    async (req) => ({ result: await invokeTool(req.body.tool_name, req.body.parameters ?? {}) }),
   );
+
+  // the same tools over A2A (HTTP+JSON 1.0, what the card declares) and MCP (streamable HTTP)
+  registerA2a(app, { agent, invokeTool });
+  registerMcp(app, { agent, invokeTool, publicUrl: opts.publicUrl });
 
   return app;
 }
