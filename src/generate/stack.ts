@@ -37,7 +37,7 @@ export function stackDocument(config: Config, agents: readonly AgentTarget[], o:
       stop_grace_period: '10s',
       networks: [o.network],
       deploy: {
-        replicas: o.replicasOf?.[a.slug] ?? o.replicas,
+        replicas: (o.replicasOf && Object.hasOwn(o.replicasOf, a.slug) ? o.replicasOf[a.slug] : undefined) ?? o.replicas,
         // DNS round robin: the name resolves to the healthy tasks and nginx balances across them
         // (as with compose), skipping dead ones; no virtual IP/IPVS in the path
         endpoint_mode: 'dnsrr',
