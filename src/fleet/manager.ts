@@ -6,7 +6,7 @@ import type { ContainerInfo } from '../engine/engine.js';
 import { LABEL } from '../engine/labels.js';
 import { logger } from '../log.js';
 import { agentImageRef, validateAgentName, validateAgentVersion } from '../names.js';
-import { agentDir } from '../paths.js';
+import { agentDir, agentDirToPurge } from '../paths.js';
 import { hostPortProbe } from '../ports/probe.js';
 import { nameTaken, notFound } from '../registry/errors.js';
 import type { AgentRecord, ToolSummary } from '../registry/registry.js';
@@ -429,16 +429,19 @@ export async function agentLogs(deps: FleetDeps, name: string, tail = 100): Prom
 
 /**
  * Remove an agent: its containers, its image, its record (releasing the port), and with `purge`
- * its source folder. Containers go first so nothing runs without a record.
+ * its source folder, only ever strictly inside `<workspace>/agents/` (agentDirToPurge). Containers
+ * go first so nothing runs without a record.
+ * @throws AppError AGENT_NOT_FOUND; USAGE when the folder to purge is not safely inside agents/.
  */
 export async function removeAgent(deps: FleetDeps, name: string, opts: { purge?: boolean } = {}): Promise<{ name: string; slug: string; port: number; purged: boolean }> {
   await deps.engine.ping();
   const [record] = await resolveTargets(deps, [name]);
   const rec = record!;
+  // checked before anything is removed: a refusal leaves the agent as it was
+  const purgeDir = opts.purge ? await agentDirToPurge(deps.config.workspace, rec.slug) : undefined;
   for (const c of await agentContainers(deps, rec.slug)) await deps.engine.removeContainer(c.id);
   await deps.engine.removeImage(agentImageRef(rec.slug, deps.config.images.tag, deps.config.project)).catch(() => undefined);
   await deps.registry.remove(rec.slug);
-  const dir = agentDir(deps.config.workspace, rec.slug);
-  if (opts.purge) await rm(dir, { recursive: true, force: true });
+  if (purgeDir) await rm(purgeDir, { recursive: true, force: true });
   return { name: rec.name, slug: rec.slug, port: rec.port, purged: !!opts.purge };
 }
