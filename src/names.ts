@@ -81,6 +81,23 @@ const IMAGE_REF_RE = new RegExp(
   `^(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$`,
 );
 
+/** `host[:port]` of a registry: a DNS name or IP, optional port. */
+const REGISTRY_HOST_RE = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/i;
+
+/** Whether `host` is a registry address `host[:port]` (`--registry`). */
+export function isRegistryHost(host: string): boolean {
+  return REGISTRY_HOST_RE.test(host);
+}
+
+/**
+ * Check `--registry HOST[:PORT]` before it is put in front of image names.
+ * @throws AppError USAGE (the value is not echoed).
+ */
+export function validateRegistryHost(host: string): string {
+  if (!isRegistryHost(host)) throw new AppError('USAGE', '--registry is not a registry address', { hint: 'use HOST or HOST:PORT, e.g. localhost:5000' });
+  return host;
+}
+
 /** Whether `ref` is a Docker image reference (`[registry/]repo[:tag][@digest]`, at most 255 characters). */
 export function isImageReference(ref: string): boolean {
   return ref.length <= 255 && IMAGE_REF_RE.test(ref);
