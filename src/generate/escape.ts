@@ -81,15 +81,17 @@ export function composeLiterals(values: Readonly<Record<string, string>>): Recor
 
 /**
  * Inline Markdown text (CommonMark 0.31 §2.4 backslash escapes): one line (control characters and
- * line breaks become spaces, so no heading, list or fence can start), every ASCII punctuation
+ * line breaks become spaces, leading spaces are dropped, so no heading, list, fence or code block can start), every ASCII punctuation
  * character that has a meaning backslash-escaped, `<` and `&` as entities (no raw HTML).
  */
 export function markdownInline(value: string): string {
   return value
     .replace(new RegExp(CONTROL_RE.source, 'g'), ' ')
+    // leading spaces would make an indented code block (CommonMark §4.4)
+    .trimStart()
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
-    .replace(/[\\`*_{}[\]()#+\-.!|~>"']/g, '\\$&');
+    .replace(/[\\`*_{}[\]()#+\-.!|~>"'=]/g, '\\$&');
 }
 
 /** A Markdown code span (CommonMark §6.1) holding `value`: fenced by more backticks than it contains. */
