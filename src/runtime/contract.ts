@@ -1,0 +1,124 @@
+/**
+ * The agent contract's error codes (DESIGN.md, "The agent contract"), the error every endpoint
+ * answers with, and the input/output bounds shared by every way of calling a tool.
+ */
+
+/** Error codes of the agent contract, with their HTTP status. */
+export const ERR = {
+  TOOL_NOT_FOUND: 404,
+  NOT_FOUND: 404,
+  INVALID_PARAMETERS: 400,
+  INVALID_REQUEST: 400,
+  INVALID_JSON: 400,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  PAYLOAD_TOO_LARGE: 413,
+  TOOL_ERROR: 500,
+  TOOL_TIMEOUT: 504,
+  INTERNAL: 500,
+  SHUTTING_DOWN: 503,
+} as const;
+export type ErrCode = keyof typeof ERR;
+
+/** An error a caller is meant to see: `{"error": {"code", "message"}}` with ERR[code] as status. */
+export class ContractError extends Error {
+  constructor(
+    readonly code: ErrCode,
+    message: string,
+  ) {
+    super(message);
+  }
+  get status(): number {
+    return ERR[this.code];
+  }
+}
+
+/** Deepest nesting of arrays/objects accepted in a request body (levels; the body itself is 1). */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * True when `value` nests arrays/objects deeper than `max` levels. Iterative, so a body nested
+ * 500,000 levels deep is measured without a stack overflow; stops at the first level over `max`.
+ */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
+/**
+ * A tool's result as JSON text, at most `maxBytes` bytes (UTF-8). `undefined` becomes `null`.
+ * @throws ContractError TOOL_ERROR when the result is larger, or cannot be written as JSON
+ *   (BigInt, a cycle, nesting too deep for the stack).
+ */
+export function serialiseResult(tool: string, value: unknown, maxBytes: number): string {
+  let json: string;
+  try {
+    json = JSON.stringify(value ?? null) ?? 'null';
+  } catch (err) {
+    const why = err instanceof RangeError ? 'it nests too deeply' : 'it is not JSON (a BigInt, a cycle or a function)';
+    throw new ContractError('TOOL_ERROR', `tool '${tool}' returned a result that cannot be sent: ${why}`);
+  }
+  // length is a lower bound of the UTF-8 size; count bytes only when it could matter
+  if (json.length > maxBytes || (json.length * 3 > maxBytes && Buffer.byteLength(json) > maxBytes)) {
+    throw new ContractError('TOOL_ERROR', `tool '${tool}' returned a result larger than ${maxBytes} bytes`);
+  }
+  return json;
+}
+
+const STACK_LINE = /^\s+at\s/m;
+// absolute paths (/app/agent/agent.mjs:3:9, file:///app/...) and Node's internal module ids
+const PATH = /(?:file:\/\/)?(?<![\w.~-])\/(?:[^\s/'"`()<>,;:]+\/)+[^\s/'"`()<>,;:]*(?::\d+)*|\bnode:internal\/\S+/g;
+const MAX_MESSAGE_CHARS = 500;
+
+/**
+ * What a caller may see of an error a tool threw: the message its author chose, without a stack
+ * (anything from the first `    at ` line on), with absolute file paths replaced by `<path>`, on
+ * one line and at most 500 characters. Non-Error throws: strings as such, anything else
+ * "tool failed". Rule: issue 14 §5 (never leak a stack or an internal path).
+ */
+export function publicToolMessage(err: unknown): string {
+  let text = err instanceof Error ? err.message : typeof err === 'string' ? err : 'tool failed';
+  const stackAt = text.search(STACK_LINE);
+  if (stackAt >= 0) text = text.slice(0, stackAt);
+  text = text.replace(PATH, '<path>').replace(/\s+/g, ' ').trim();
+  if (text.length > MAX_MESSAGE_CHARS) text = `${text.slice(0, MAX_MESSAGE_CHARS - 1)}…`;
+  return text || 'tool failed';
+}
+
+/** True for a ToolInputError from any copy of the runtime (the worker and the agent bundle each have one). */
+export function isToolInputError(err: unknown): err is Error {
+  return err instanceof Error && err.name === 'ToolInputError';
+}
+
+/** What running one handler came to, as plain data (it crosses from a worker thread). */
+export type ToolOutcome =
+  | { ok: true; json: string }
+  | { ok: false; kind: 'input' | 'error'; message: string; stack?: string | undefined };
+
+/**
+ * Run one tool handler and turn whatever happens into a ToolOutcome: the result as JSON text
+ * (bounded by `maxResultBytes`), a ToolInputError's message (kind input), or a thrown error's
+ * public message (kind error; `stack` is for logs only). Never throws.
+ */
+export async function runHandler(
+  tool: { name: string; handler: (params: any, ctx: { signal: AbortSignal }) => unknown },
+  params: Record<string, unknown>,
+  signal: AbortSignal,
+  maxResultBytes: number,
+): Promise<ToolOutcome> {
+  try {
+    const value = await tool.handler(params, { signal });
+    return { ok: true, json: serialiseResult(tool.name, value, maxResultBytes) };
+  } catch (err) {
+    if (err instanceof ContractError) return { ok: false, kind: 'error', message: err.message };
+    if (isToolInputError(err)) return { ok: false, kind: 'input', message: publicToolMessage(err) };
+    return { ok: false, kind: 'error', message: publicToolMessage(err), stack: err instanceof Error ? err.stack : undefined };
+  }
+}
