@@ -1,5 +1,6 @@
 import type { Config } from '../config/config.js';
 import { LABEL } from '../engine/labels.js';
+import { healthProbeCommand } from '../engine/rootfs.js';
 import { AGENT_PORT, agentServiceCore, type AgentTarget, type ProductionOptions } from './model.js';
 
 /** The router in front of the agents in the generated file. */
@@ -26,7 +27,7 @@ export function composeDocument(config: Config, agents: readonly AgentTarget[], 
       tmpfs: ['/tmp:rw,noexec,nosuid,nodev,size=16m,mode=1777'],
       security_opt: ['no-new-privileges:true'],
       expose: [String(AGENT_PORT)],
-      healthcheck: { test: ['CMD', 'node', '/app/healthcheck.mjs'], interval: '30s', timeout: '3s', retries: 3, start_period: '10s' },
+      healthcheck: { test: ['CMD', ...healthProbeCommand(AGENT_PORT)], interval: '30s', timeout: '3s', retries: 3, start_period: '10s' },
       restart: 'unless-stopped',
       mem_limit: `${config.resources.memoryMiB}m`,
       cpus: config.resources.cpus,

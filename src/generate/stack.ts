@@ -1,6 +1,7 @@
 import type { Config } from '../config/config.js';
 import { LABEL } from '../engine/labels.js';
-import { agentServiceCore, type AgentTarget, type ProductionOptions } from './model.js';
+import { healthProbeCommand } from '../engine/rootfs.js';
+import { AGENT_PORT, agentServiceCore, type AgentTarget, type ProductionOptions } from './model.js';
 
 function tmpfsMount(target: string, sizeMiB: number): Record<string, unknown> {
   return { type: 'tmpfs', target, tmpfs: { size: sizeMiB * 1024 * 1024 } };
@@ -33,7 +34,7 @@ export function stackDocument(config: Config, agents: readonly AgentTarget[], o:
       ...agentServiceCore(a, o),
       // Swarm ignores the short `tmpfs` key; long-syntax tmpfs mounts work (mode 1777)
       volumes: [tmpfsMount('/tmp', 16)],
-      healthcheck: { test: ['CMD', 'node', '/app/healthcheck.mjs'], interval: '10s', timeout: '3s', retries: 3, start_period: '10s' },
+      healthcheck: { test: ['CMD', ...healthProbeCommand(AGENT_PORT)], interval: '10s', timeout: '3s', retries: 3, start_period: '10s' },
       stop_grace_period: '10s',
       networks: [o.network],
       deploy: {
