@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import * as esbuild from 'esbuild';
 import { AppError } from '../errors.js';
-import { NODE_MODULES, RUNTIME_ENTRY, RUNTIME_WORKER_ENTRY } from '../paths.js';
+import { NODE_MODULES, RUNTIME_DEFINE_ENTRY, RUNTIME_ENTRY, RUNTIME_WORKER_ENTRY } from '../paths.js';
 
 /** One bundled JavaScript file and the sha256 (hex) of its content. */
 export interface Bundle {
@@ -75,14 +75,17 @@ export async function runtimeSourceHash(): Promise<string> {
 
 /**
  * The agent runtime for the base image: src/runtime (with fastify, ajv, prom-client) as one ESM
- * file (`code`, the package's index.mjs), and its tool worker (`worker`, worker.mjs beside it).
+ * file (`code`, the package's index.mjs), its tool worker (`worker`, worker.mjs beside it), and
+ * `define` (define.mjs: defineAgent, defineTool, ToolInputError only), what agent modules get in a
+ * tool worker so each worker does not load fastify, ajv and prom-client.
  * piscina stays external (RUNTIME_EXTERNAL_PACKAGES). `hash` covers both.
  */
-export async function bundleRuntime(): Promise<Bundle & { worker: string }> {
+export async function bundleRuntime(): Promise<Bundle & { worker: string; define: string }> {
   try {
     const main = await bundle({ entryPoints: [RUNTIME_ENTRY], banner: { js: ESM_REQUIRE_BANNER }, external: RUNTIME_EXTERNAL_PACKAGES });
     const worker = await bundle({ entryPoints: [RUNTIME_WORKER_ENTRY], banner: { js: ESM_REQUIRE_BANNER } });
-    return { code: main.code, worker: worker.code, hash: sha256(main.hash, worker.hash) };
+    const define = await bundle({ entryPoints: [RUNTIME_DEFINE_ENTRY] });
+    return { code: main.code, worker: worker.code, define: define.code, hash: sha256(main.hash, worker.hash, define.hash) };
   } catch (err) {
     throw new AppError('BASE_IMAGE_FAILED', `cannot bundle the agent runtime: ${formatEsbuildError(err)}`, {
       hint: 'reinstall the tool (npm ci)',

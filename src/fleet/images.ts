@@ -10,6 +10,7 @@ import { agentImageRef, baseImageRef, HOST_NODE_IMAGE_REPO } from '../names.js';
 import { agentDir, DOCKERFILE_AGENT, NODE_MODULES, RUNTIME_IMAGE_FILES } from '../paths.js';
 import type { AgentRecord } from '../registry/registry.js';
 import { readManifest } from '../scaffold/render.js';
+import { TOOL_WORKER_CONDITION } from '../runtime/contract.js';
 import { bundleAgent, bundleRuntime, RUNTIME_EXTERNAL_PACKAGES, runtimeSourceHash, sha256 } from './bundle.js';
 import { workspaceLabels, type FleetDeps } from './context.js';
 
@@ -104,10 +105,17 @@ export async function ensureBaseImage(deps: FleetDeps, opts: { force?: boolean }
     await mkdir(pkg, { recursive: true });
     await writeFile(join(pkg, 'index.mjs'), runtime.code);
     await writeFile(join(pkg, 'worker.mjs'), runtime.worker);
+    await writeFile(join(pkg, 'define.mjs'), runtime.define);
     for (const dep of RUNTIME_EXTERNAL_PACKAGES) await copyPackageFiles(join(NODE_MODULES, dep), join(ctx, 'runtime/node_modules', dep));
     await writeFile(
       join(pkg, 'package.json'),
-      JSON.stringify({ name: '@nexus-delta/runtime', type: 'module', main: 'index.mjs', exports: './index.mjs' }),
+      // tool workers run with --conditions=nexus-tool-worker (see src/runtime/invoke.ts)
+      JSON.stringify({
+        name: '@nexus-delta/runtime',
+        type: 'module',
+        main: 'index.mjs',
+        exports: { '.': { [TOOL_WORKER_CONDITION]: './define.mjs', default: './index.mjs' } },
+      }),
     );
     await writeFile(join(ctx, 'runtime/start.mjs'), start);
     await copyFile(busybox, join(ctx, 'busybox'));

@@ -32,6 +32,12 @@ export class ContractError extends Error {
   }
 }
 
+/**
+ * The package-exports condition tool workers run with: there `@nexus-delta/runtime` resolves to
+ * its authoring helpers only (define.mjs), not the server with fastify, ajv and prom-client.
+ */
+export const TOOL_WORKER_CONDITION = 'nexus-tool-worker';
+
 /** Deepest nesting of arrays/objects accepted in a request body (levels; the body itself is 1). */
 export const MAX_JSON_DEPTH = 64;
 

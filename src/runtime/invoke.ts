@@ -2,7 +2,7 @@ import type { Piscina } from 'piscina';
 import type { FastifyBaseLogger } from 'fastify';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { Counter, Histogram, type Registry as MetricsRegistry } from 'prom-client';
-import { ContractError, MAX_JSON_DEPTH, nestsDeeperThan, runHandler, type ToolOutcome } from './contract.js';
+import { ContractError, TOOL_WORKER_CONDITION, MAX_JSON_DEPTH, nestsDeeperThan, runHandler, type ToolOutcome } from './contract.js';
 import type { AgentDefinition, ToolDefinition } from './define.js';
 import type { ToolTask, ToolWorkerData } from './worker.js';
 
@@ -18,9 +18,9 @@ export interface ToolRunnerOptions {
   modulePath?: string | undefined;
   /** Largest result, in bytes of JSON, before the call fails with TOOL_ERROR. */
   maxResultBytes: number;
-  /** Heap limit of each worker thread in MiB (resourceLimits.maxOldGenerationSizeMb). Default 48. */
+  /** Heap limit of each worker thread in MiB (resourceLimits.maxOldGenerationSizeMb). Default 24. */
   workerMemoryMiB?: number;
-  /** Most worker threads at once. Default 2. */
+  /** Most worker threads at once. Default 1: an agent has half a core, and each worker costs heap. */
   maxWorkers?: number;
   /** A worker idle this long (ms) is stopped; none run while the agent is idle. Default 10000. */
   workerIdleMs?: number;
@@ -77,7 +77,7 @@ export function createToolInvoker(agent: AgentDefinition, opts: ToolRunnerOption
     registers: [metrics],
   });
   const shutdown = new AbortController();
-  const memoryMiB = opts.workerMemoryMiB ?? 48;
+  const memoryMiB = opts.workerMemoryMiB ?? 24;
   let pool: Promise<Piscina<ToolTask, ToolOutcome>> | undefined;
 
   const workerPool = () =>
@@ -87,9 +87,11 @@ export function createToolInvoker(agent: AgentDefinition, opts: ToolRunnerOption
         filename: new URL(isTsSource ? './worker-source.mjs' : './worker.mjs', import.meta.url).href,
         workerData,
         minThreads: 0,
-        maxThreads: opts.maxWorkers ?? 2,
+        maxThreads: opts.maxWorkers ?? 1,
         idleTimeout: opts.workerIdleMs ?? 10_000,
-        resourceLimits: { maxOldGenerationSizeMb: memoryMiB, maxYoungGenerationSizeMb: 4, stackSizeMb: 4 },
+        resourceLimits: { maxOldGenerationSizeMb: memoryMiB, maxYoungGenerationSizeMb: 2, stackSizeMb: 4 },
+        // in the image: the agent module's '@nexus-delta/runtime' is define.mjs, not the server
+        execArgv: isTsSource ? [] : [`--conditions=${TOOL_WORKER_CONDITION}`],
       });
     }));
 
@@ -101,7 +103,8 @@ export function createToolInvoker(agent: AgentDefinition, opts: ToolRunnerOption
       ]);
     }
     try {
-      return await (await workerPool()).run({ tool: def.name, params, timeoutMs }, { signal });
+      // JSON text, not a structured clone: one flat string to copy, no per-object bookkeeping
+      return await (await workerPool()).run({ tool: def.name, params: JSON.stringify(params), timeoutMs }, { signal });
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       const oom = (err as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY';

@@ -9,7 +9,7 @@ import { buildServer } from './server.js';
  * finish, then exit 0. Tool handlers run in worker threads that load the same module (see
  * invoke.ts). Environment: PORT, LOG_LEVEL (default info), AGENT_PUBLIC_URL, BODY_LIMIT_BYTES
  * (default 1 MiB), RESULT_LIMIT_BYTES (default 4 MiB), TOOL_MEMORY_MIB (heap of a tool worker,
- * default 48).
+ * default 24).
  */
 export async function runAgent(modulePath: string): Promise<void> {
   modulePath = resolve(modulePath);

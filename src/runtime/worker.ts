@@ -14,10 +14,10 @@ export interface ToolWorkerData {
   maxResultBytes: number;
 }
 
-/** One call: an already validated tool call. */
+/** One call: an already validated tool call, its parameters as JSON text. */
 export interface ToolTask {
   tool: string;
-  params: Record<string, unknown>;
+  params: string;
   timeoutMs: number;
 }
 
@@ -33,5 +33,5 @@ export default async function runTask(task: ToolTask): Promise<ToolOutcome> {
   const tool = (await tools).get(task.tool);
   if (!tool) return { ok: false, kind: 'error', message: `tool '${task.tool}' is not in the agent module` };
   // cooperative tools stop on this; the main thread terminates the worker at the same deadline anyway
-  return runHandler(tool, task.params, AbortSignal.timeout(task.timeoutMs), data.maxResultBytes);
+  return runHandler(tool, JSON.parse(task.params) as Record<string, unknown>, AbortSignal.timeout(task.timeoutMs), data.maxResultBytes);
 }
