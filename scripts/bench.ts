@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only | --router-only | --protocols-only (print, no file)]
+ * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only | --router-only | --protocols-only | --idle-only (print, no file)]
  *
  * Measures, in one run on this machine, for N agents on the same (already built) images:
  *  1. `agent start-all` from no containers to all healthy (the real CLI, as a user runs it);
@@ -11,6 +11,9 @@
  *  6. the registry: create + list of 100 records, local file vs Firestore (emulator);
  *  7. /execute requests/s and p50/p99 latency direct vs through the generated nginx;
  *  8. one tool call over /execute, A2A message:send and MCP tools/call on the same agent.
+ *  9. idle CPU (the container cgroup's CPU accounting, v2 cpu.stat usage_usec or v1
+ *     cpuacct.usage, read on the host over 60 s, health check running) and idle memory of one agent
+ *     (`--idle-only` runs just this one).
  * Rounds are interleaved and the median is reported. Results go to BENCHMARKS.md.
  * Only loopback traffic; every container, image and file it makes is removed at the end.
  */
@@ -264,6 +267,59 @@ ${after.toFixed(1)} MiB after the load (protocol modules loaded). Base image: ${
   }
 }
 
+/** CPU time (µs) the container's cgroup has used so far: cgroup v2 cpu.stat, else v1 cpuacct.usage. */
+async function cgroupCpuUsec(id: string): Promise<number> {
+  const v2 = [`/sys/fs/cgroup/system.slice/docker-${id}.scope/cpu.stat`, `/sys/fs/cgroup/docker/${id}/cpu.stat`];
+  for (const f of v2) {
+    const text = await readFile(f, 'utf8').catch(() => undefined);
+    const m = text && /^usage_usec (\d+)/m.exec(text);
+    if (m) return Number(m[1]);
+  }
+  for (const f of [`/sys/fs/cgroup/cpuacct/docker/${id}/cpuacct.usage`, `/sys/fs/cgroup/cpu,cpuacct/docker/${id}/cpuacct.usage`]) {
+    const text = await readFile(f, 'utf8').catch(() => undefined);
+    if (text) return Number(text.trim()) / 1000;
+  }
+  throw new Error(`no cgroup CPU accounting found for container ${id.slice(0, 12)}`);
+}
+
+/**
+ * One agent, started with the real CLI path and idle: its CPU share of one core over `seconds`
+ * (Docker's health check included: the window covers at least one 30 s probe) and its memory
+ * (docker stats: usage minus inactive file cache), from 20 s after it is healthy.
+ */
+async function idleBench(seconds: number): Promise<string> {
+  const ws = await mkdtemp(join(tmpdir(), 'nexus-bench-idle-'));
+  await writeFile(join(ws, 'nexus.yaml'), yaml.dump({ project: `${PROJECT}idle`, ports: { range: '9291-9299' }, labels: { 'dev.nexus-delta.bench': 'true' } }));
+  const config = loadConfig(ws, {});
+  const deps: FleetDeps = { config, registry: new LocalRegistry(ws), engine: new DockerEngine() };
+  try {
+    await createAgent(deps, { name: 'IdleAgent', capabilities: ['data'] });
+    if ((await cli(ws, 'start', '--name', 'IdleAgent')) !== 0) throw new Error('start failed');
+    const [c] = await docker.listContainers({ filters: { label: [`${LABEL.workspace}=${workspaceId(ws)}`] } });
+    await new Promise((r) => setTimeout(r, 20_000));
+    const t0 = Date.now();
+    const u0 = await cgroupCpuUsec(c!.Id);
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const share = ((await cgroupCpuUsec(c!.Id)) - u0) / ((Date.now() - t0) * 1000);
+    const mib = (await new DockerEngine().containerMemory(c!.Id)) / 2 ** 20;
+    const info = await docker.getContainer(c!.Id).inspect();
+    return `## One idle agent: CPU and memory
+
+From 20 s after start, ${seconds} s of the container cgroup's CPU accounting (read on the host), with
+Docker's health check running (${info.Config.Healthcheck?.Test?.slice(1, 3).join(' ')}, every 30 s; health: ${info.State.Health?.Status}).
+
+| CPU, share of one core | memory (docker stats) | CPU target | memory target |
+| --- | --- | --- | --- |
+| ${(share * 100).toFixed(3)}% | ${mib.toFixed(1)} MiB | at most 0.05%: ${share <= 0.0005 ? 'met' : '**not met**'} | at most 32 MiB: ${mib <= 32 ? 'met' : '**not met**'} |
+`;
+  } finally {
+    await removeContainers([`${LABEL.workspace}=${workspaceId(ws)}`]);
+    const imgs = await docker.listImages({ filters: { label: [`${LABEL.workspace}=${workspaceId(ws)}`] } });
+    for (const i of imgs) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
+    await rm(ws, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const ws = await mkdtemp(join(tmpdir(), 'nexus-bench-'));
   await writeFile(join(ws, 'nexus.yaml'), yaml.dump({ project: PROJECT, ports: { range: `${FROM}-${FROM + N + 19}` }, labels: { 'dev.nexus-delta.bench': 'true' } }));
@@ -439,8 +495,10 @@ Target: under 2 MB added: ${verdict(addedBytes < 2e6)}.
     const routerMd = await routerBench(opt('seconds', 5));
     console.error('bench: protocols');
     const protoMd = await protocolBench(3);
-    await writeFile(join(PACKAGE_ROOT, 'BENCHMARKS.md'), `${md}\n${regMd}\n${routerMd}\n${protoMd}`);
-    console.log(md + '\n' + regMd + '\n' + routerMd + '\n' + protoMd);
+    console.error('bench: idle agent');
+    const idleMd = await idleBench(opt('idle-seconds', 60));
+    await writeFile(join(PACKAGE_ROOT, 'BENCHMARKS.md'), `${md}\n${regMd}\n${routerMd}\n${protoMd}\n${idleMd}`);
+    console.log(md + '\n' + regMd + '\n' + routerMd + '\n' + protoMd + '\n' + idleMd);
   } finally {
     await removeContainers([wsLabel]).catch(() => undefined);
     await removeContainers(['dev.nexus-delta.bench=true']).catch(() => undefined);
@@ -454,6 +512,7 @@ Target: under 2 MB added: ${verdict(addedBytes < 2e6)}.
 if (args.includes('--registry-only')) console.log(await registryBench(opt('records', 100)));
 else if (args.includes('--router-only')) console.log(await routerBench(opt('seconds', 5)));
 else if (args.includes('--protocols-only')) console.log(await protocolBench(opt('seconds', 3)));
+else if (args.includes('--idle-only')) console.log(await idleBench(opt('idle-seconds', 60)));
 else await main();
 // nothing else to wait for (gRPC channels can linger after their apps are deleted)
 process.exit(0);

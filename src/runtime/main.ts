@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AgentDefinition } from './define.js';
 import { buildServer } from './server.js';
@@ -5,10 +6,13 @@ import { buildServer } from './server.js';
 /**
  * Load an agent module (its default export is an AgentDefinition), serve it on PORT (default 8080)
  * on all interfaces, and stop cleanly on SIGTERM/SIGINT: stop accepting, let in-flight requests
- * finish, then exit 0. Environment: PORT, LOG_LEVEL (default info), AGENT_PUBLIC_URL,
- * BODY_LIMIT_BYTES (default 1 MiB).
+ * finish, then exit 0. Tool handlers run in worker threads that load the same module (see
+ * invoke.ts). Environment: PORT, LOG_LEVEL (default info), AGENT_PUBLIC_URL, BODY_LIMIT_BYTES
+ * (default 1 MiB), RESULT_LIMIT_BYTES (default 4 MiB), TOOL_MEMORY_MIB (heap of a tool worker,
+ * default 24).
  */
 export async function runAgent(modulePath: string): Promise<void> {
+  modulePath = resolve(modulePath);
   const mod = (await import(pathToFileURL(modulePath).href)) as { default?: AgentDefinition };
   const agent = mod.default;
   if (!agent?.tools) throw new Error(`${modulePath} does not export an agent (export default defineAgent({...}))`);
@@ -16,6 +20,11 @@ export async function runAgent(modulePath: string): Promise<void> {
     logger: { level: process.env.LOG_LEVEL ?? 'info' },
     publicUrl: process.env.AGENT_PUBLIC_URL || undefined,
     ...(process.env.BODY_LIMIT_BYTES ? { bodyLimitBytes: Number(process.env.BODY_LIMIT_BYTES) } : {}),
+    tools: {
+      modulePath,
+      ...(process.env.RESULT_LIMIT_BYTES ? { maxResultBytes: Number(process.env.RESULT_LIMIT_BYTES) } : {}),
+      ...(process.env.TOOL_MEMORY_MIB ? { workerMemoryMiB: Number(process.env.TOOL_MEMORY_MIB) } : {}),
+    },
   });
   const port = Number(process.env.PORT ?? 8080);
   await app.listen({ port, host: '0.0.0.0' });
