@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { defineAgent, defineTool } from '../../src/runtime/define.js';
 import { buildServer } from '../../src/runtime/server.js';
+import { checkJsonCost, MAX_JSON_CONTAINERS } from '../../src/runtime/contract.js';
 import { analyzeText } from '../../agent-template/tools/analyze_text.js';
 import { echo } from '../../agent-template/tools/echo.js';
 import { evaluateExpression } from '../../agent-template/tools/evaluate_expression.js';
@@ -88,5 +89,93 @@ describe('hostile /execute bodies', () => {
       { numRuns: 400 },
     );
     expect((await app.inject('/health')).json().status).toBe('healthy');
+  });
+});
+
+// `[{},{},...]` of 1 MiB held 350,000 objects (18 MB parsed); two at once killed a 64 MiB heap
+const manyObjects = `[${Array.from({ length: MAX_JSON_CONTAINERS + 1 }, () => '{}').join(',')}]`;
+
+describe('the cost of a body is bounded before it is parsed', () => {
+  it('checkJsonCost counts objects and arrays outside strings, honouring escapes', () => {
+    expect(() => checkJsonCost('{"a":"[[[[{{{{\\"[[[","b":[1,2,{}]}', 3, 3)).not.toThrow();
+    expect(() => checkJsonCost('[[[[]]]]', 3, 100)).toThrow('body nests deeper than 3 levels');
+    expect(() => checkJsonCost('[{},{},{}]', 64, 3)).toThrow('body holds more than 3 objects and arrays');
+    // a quote escaped inside a string does not end it
+    expect(() => checkJsonCost('["\\\"[[[[[["]', 2, 100)).not.toThrow();
+  });
+
+  it('/execute: more than 50,000 objects and arrays is 400 naming the limit, and the tool never runs', async () => {
+    const r = await post(`{"tool_name":"echo","parameters":{"message":${manyObjects}}}`);
+    expect(r.statusCode).toBe(400);
+    expect(r.json().error).toEqual({ code: 'INVALID_REQUEST', message: `body holds more than ${MAX_JSON_CONTAINERS} objects and arrays` });
+  });
+
+  it('A2A and MCP bodies get the same bound', async () => {
+    const data = `{"tool_name":"echo","parameters":{"message":${manyObjects}}}`;
+    const a2a = await app.inject({
+      method: 'POST',
+      url: '/message:send',
+      headers: { 'a2a-version': '1.0', 'content-type': 'application/a2a+json' },
+      payload: `{"message":{"messageId":"m","role":"ROLE_USER","parts":[{"data":${data}}]}}`,
+    });
+    expect(a2a.statusCode).toBe(400);
+    expect(a2a.json().error.message).toBe(`body holds more than ${MAX_JSON_CONTAINERS} objects and arrays`);
+    const mcp = await app.inject({
+      method: 'POST',
+      url: '/mcp',
+      headers: { accept: 'application/json, text/event-stream', 'content-type': 'application/json' },
+      payload: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":${manyObjects}}}}`,
+    });
+    expect(mcp.statusCode).toBe(400);
+    expect(mcp.json().error).toMatchObject({ code: -32600, message: `body holds more than ${MAX_JSON_CONTAINERS} objects and arrays` });
+  });
+
+  it('50,000 objects are still served', async () => {
+    const fits = `[${Array.from({ length: MAX_JSON_CONTAINERS - 3 }, () => '{}').join(',')}]`;
+    const r = await app.inject({ method: 'POST', url: '/execute', headers: { 'content-type': 'application/json' }, payload: `{"tool_name":"process_data","parameters":{"data":${fits}}}` });
+    // reached the tool's own validation: the body was parsed
+    expect(r.json().error.code).toBe('INVALID_PARAMETERS');
+  });
+});
+
+describe('calls held at once are bounded', () => {
+  it('past maxCalls a call answers 503 AGENT_BUSY with Retry-After, and the held ones finish', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const slow = defineAgent({
+      name: 'Slow',
+      description: 'waits',
+      version: '1.0.0',
+      tools: [defineTool({ name: 'wait', description: 'waits for the test', parameters: { type: 'object' }, handler: () => gate.then(() => 'done') })],
+    });
+    const s = await buildServer(slow, { processMetrics: false, tools: { maxCalls: 2 } });
+    try {
+      const call = () => s.inject({ method: 'POST', url: '/execute', payload: { tool_name: 'wait' } });
+      const held = [call(), call()];
+      await new Promise((r) => setImmediate(r));
+      const busy = await call();
+      expect(busy.statusCode).toBe(503);
+      expect(busy.headers['retry-after']).toBe('1');
+      expect(busy.json().error.code).toBe('AGENT_BUSY');
+      release();
+      for (const r of await Promise.all(held)) expect(r.json()).toEqual({ result: 'done' });
+      expect((await call()).statusCode).toBe(200);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('process metrics keep no timer', () => {
+  it('exports the scrape-time event-loop lag but no sampled histogram (its 10 ms timer woke idle agents)', async () => {
+    const s = await buildServer(agent);
+    try {
+      const text = (await s.inject('/metrics')).body;
+      expect(text).toContain('nodejs_eventloop_lag_seconds');
+      expect(text).toContain('process_cpu_seconds_total');
+      expect(text).not.toContain('nodejs_eventloop_lag_p99_seconds');
+    } finally {
+      await s.close();
+    }
   });
 });
