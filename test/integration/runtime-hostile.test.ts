@@ -50,18 +50,41 @@ afterAll(async () => {
 
 async function state() {
   const info = await docker.getContainer(containerId).inspect();
-  return { running: info.State.Running, startedAt: info.State.StartedAt, restarts: info.RestartCount, health: info.State.Health?.Status };
+  return {
+    running: info.State.Running,
+    oomKilled: info.State.OOMKilled,
+    startedAt: info.State.StartedAt,
+    restarts: info.RestartCount,
+    health: info.State.Health?.Status,
+  };
 }
 
 describe('hostile requests on a real agent container', () => {
-  it('two 1 MiB echo requests of [{},{},...] do not kill the agent (64 MiB heap)', async () => {
+  it('two 1 MiB echo requests of [{},{},...] are refused before parsing, and the agent lives', async () => {
     const before = await state();
     const body = `{"tool_name":"echo","parameters":{"message":[${Array(349_500).fill('{}').join(',')}]}}`;
     expect(body.length).toBeLessThanOrEqual(1024 * 1024);
     const answers = await Promise.all([execute(body), execute(body)]);
-    for (const a of answers) expect(a.status).toBe(200);
+    for (const a of answers) {
+      expect(a.status).toBe(400);
+      expect(((await a.json()) as { error: unknown }).error).toEqual({ code: 'INVALID_REQUEST', message: 'body holds more than 50000 objects and arrays' });
+    }
     expect(await health()).toBe(200);
-    expect(await state()).toMatchObject({ running: true, startedAt: before.startedAt, restarts: 0 });
+    expect(await state()).toMatchObject({ running: true, oomKilled: false, startedAt: before.startedAt, restarts: 0 });
+  });
+
+  it('four concurrent echo calls of the heaviest accepted body (1 MiB, 49,990 objects) all answer, and the agent lives', async () => {
+    const before = await state();
+    const item = `{"k":"${'x'.repeat(8)}"}`;
+    const body = `{"tool_name":"echo","parameters":{"message":[${Array(49_990).fill(item).join(',')}],"pad":"${'y'.repeat(150_000)}"}}`;
+    expect(body.length).toBeLessThanOrEqual(1024 * 1024);
+    const answers = await Promise.all([execute(body), execute(body), execute(body), execute(body)]);
+    for (const a of answers) {
+      expect(a.status).toBe(200);
+      expect(((await a.json()) as { result: { echo: { message: unknown[] } } }).result.echo.message).toHaveLength(49_990);
+    }
+    expect(await health()).toBe(200);
+    expect(await state()).toMatchObject({ running: true, oomKilled: false, startedAt: before.startedAt, restarts: 0 });
   });
 
   it('a tool that never yields answers 504 TOOL_TIMEOUT while /health keeps answering', async () => {
