@@ -97,7 +97,7 @@ export function protect(scope: FastifyInstance, ctx: AuthContext): void {
   });
 }
 
-const ScopeSchema = Type.Union([Type.Literal('viewer'), Type.Literal('operator'), Type.Literal('admin')], { description: `one of ${SCOPES.join(', ')}` });
+const ScopeSchema = Type.Enum([...SCOPES]);
 const CreatedTokenSchema = Type.Object({ token: Type.String(), jti: Type.String(), scope: ScopeSchema, expiresAt: Type.String({ format: 'date-time' }) }, { additionalProperties: false });
 const TokenInfoSchema = Type.Object(
   {

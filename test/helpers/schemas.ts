@@ -48,6 +48,15 @@ export function validateOpenApi30(doc: unknown): string[] {
   return validate(doc) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`);
 }
 
+/** Validate an OpenAPI 3.1 document against openapi-3.1.json (2020-12; Schema Objects themselves are not checked by it). */
+export function validateOpenApi31(doc: unknown): string[] {
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  addFormats(ajv as unknown as AjvLike);
+  ajv.addFormat('media-range', true);
+  const validate = ajv.compile(load('openapi-3.1.json'));
+  return validate(doc) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`);
+}
+
 /** Validate a Compose document against compose-spec.json (draft-07 under the https id). */
 export function validateCompose(doc: unknown): string[] {
   const ajv = new AjvDraft07({ strict: false, allErrors: true, validateSchema: false });
