@@ -89,6 +89,11 @@ export async function buildServer(deps: ServerDeps): Promise<ManagerApp> {
     if (!route.schema?.response) throw new Error(`route ${route.method} ${route.url} declares no response schema (every manager route must)`);
   });
   app.decorateRequest('principal', null);
+  // graceful close: a response finished while closing ends its keep-alive connection, so the
+  // server's close does not wait for the client's idle timeout (new requests get 503 meanwhile)
+  let closing = false;
+  app.addHook('preClose', async () => void (closing = true));
+  app.addHook('onSend', async (_req, reply) => void (closing && reply.header('connection', 'close')));
 
   await app.register(rateLimit, { global: false });
   await app.register(swagger, {

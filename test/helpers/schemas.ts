@@ -53,7 +53,12 @@ export function validateOpenApi31(doc: unknown): string[] {
   const ajv = new Ajv2020({ strict: false, allErrors: true });
   addFormats(ajv as unknown as AjvLike);
   ajv.addFormat('media-range', true);
-  const validate = ajv.compile(load('openapi-3.1.json'));
+  // Ajv 8 resolves this file's `{"$dynamicRef": "#meta"}` to the document root instead of the
+  // `$dynamicAnchor: meta` in $defs/schema, so every Schema Object fails on the root's
+  // unevaluatedProperties. Nothing in this (base) schema re-anchors `meta`, so a plain $ref to
+  // $defs/schema means the same thing; the file on disk stays unmodified.
+  const schema = JSON.parse(JSON.stringify(load('openapi-3.1.json')).replaceAll('{"$dynamicRef":"#meta"}', '{"$ref":"#/$defs/schema"}'));
+  const validate = ajv.compile(schema);
   return validate(doc) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`);
 }
 
