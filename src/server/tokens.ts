@@ -29,6 +29,7 @@ export function scopeAllows(have: Scope, need: Scope): boolean {
   return SCOPES.indexOf(have) >= SCOPES.indexOf(need);
 }
 
+/** True for `viewer`, `operator` or `admin`. */
 export function isScope(s: unknown): s is Scope {
   return typeof s === 'string' && (SCOPES as readonly string[]).includes(s);
 }
@@ -68,7 +69,9 @@ const KEY_BYTES = 32;
 /** Longest --ttl: a year. */
 export const MAX_TTL_MS = 365 * 24 * 3600_000;
 
+/** `<workspace>/.nexus`: the manager's private files (key, token lists), mode 0700. */
 export const nexusDir = (workspace: string): string => join(workspace, '.nexus');
+/** `<workspace>/.nexus/manager.key`: the 32-byte token-signing key. */
 export const keyPath = (workspace: string): string => join(nexusDir(workspace), 'manager.key');
 const issuedPath = (workspace: string): string => join(nexusDir(workspace), 'tokens.json');
 const revokedPath = (workspace: string): string => join(nexusDir(workspace), 'revoked-tokens.json');
