@@ -49,6 +49,9 @@ export const ErrorCodes = {
   MARKETPLACE_AUTH: { exitCode: ExitCode.MARKETPLACE, httpStatus: 502 },
   MARKETPLACE_REJECTED: { exitCode: ExitCode.MARKETPLACE, httpStatus: 502 },
   MARKETPLACE_ERROR: { exitCode: ExitCode.MARKETPLACE, httpStatus: 502 },
+  AGENT_UNAVAILABLE: { exitCode: ExitCode.UNHEALTHY, httpStatus: 503 },
+  AGENT_CALL_FAILED: { exitCode: ExitCode.UNHEALTHY, httpStatus: 502 },
+  AGENT_TIMEOUT: { exitCode: ExitCode.UNHEALTHY, httpStatus: 504 },
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
 
@@ -58,6 +61,8 @@ export interface AppErrorOptions {
   cause?: unknown;
   /** Structured context (agent slug, port, ...) for --json output and logs. Never secrets. */
   details?: Record<string, unknown>;
+  /** Seconds after which a retry may succeed (HTTP Retry-After), e.g. on AGENT_UNAVAILABLE. */
+  retryAfterS?: number;
 }
 
 export class AppError extends Error {
@@ -66,6 +71,7 @@ export class AppError extends Error {
   readonly httpStatus: number;
   readonly hint: string | undefined;
   readonly details: Record<string, unknown> | undefined;
+  readonly retryAfterS: number | undefined;
 
   constructor(code: ErrorCode, message: string, opts: AppErrorOptions = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
@@ -75,6 +81,7 @@ export class AppError extends Error {
     this.httpStatus = ErrorCodes[code].httpStatus;
     this.hint = opts.hint;
     this.details = opts.details;
+    this.retryAfterS = opts.retryAfterS;
   }
 
   toJSON(): { code: ErrorCode; message: string; hint?: string; details?: Record<string, unknown> } {
