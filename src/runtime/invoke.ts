@@ -8,11 +8,14 @@ import type { ToolTask, ToolWorkerData } from './worker.js';
 const DEFAULT_TOOL_TIMEOUT_MS = 30_000;
 /** Default limit of a tool's result: 4 MiB of JSON. */
 export const DEFAULT_RESULT_LIMIT_BYTES = 4 * 1024 * 1024;
+/** Default number of tool calls an agent holds at once, running or waiting for a worker. */
+export const DEFAULT_MAX_CALLS = 64;
 /**
- * Default number of tool calls an agent holds at once, running or waiting for a worker. Each holds
- * its parameters as JSON text (up to the 1 MiB body), so 8 bound that to a few MiB of the heap.
+ * Default budget of parameters (JSON text, in UTF-16 code units: ~bytes) held by calls waiting for
+ * or running in a worker: 16 MiB. Small calls never meet it; 1 MiB bodies are held 16 at a time,
+ * so the queue cannot fill the 64 MiB heap (issue 14 §3).
  */
-export const DEFAULT_MAX_CALLS = 8;
+export const DEFAULT_MAX_HELD_PARAMS = 16 * 1024 * 1024;
 
 /** A tool's result: its JSON text (at most the result limit), parsed only by a door that needs the value. */
 export class ToolResult {
@@ -31,7 +34,8 @@ export class ToolResult {
  * `opts.signal` lets the caller withdraw the call (e.g. an A2A task canceled).
  * Resolves with the result as JSON text (ToolResult; `undefined` becomes `null`).
  * @throws ContractError TOOL_NOT_FOUND, INVALID_PARAMETERS (schema, nesting deeper than
- *   MAX_JSON_DEPTH, or the tool's ToolInputError), AGENT_BUSY (maxCalls calls already held),
+ *   MAX_JSON_DEPTH, or the tool's ToolInputError), AGENT_BUSY (maxCalls calls, or maxHeldParams
+ *   of parameters, already held),
  *   TOOL_TIMEOUT (over the tool's timeoutMs, default 30000 ms), TOOL_CANCELED, SHUTTING_DOWN,
  *   TOOL_ERROR (the tool's public message, a result over the limit or not JSON, or a generic
  *   message when its worker ran out of memory or stopped).
@@ -57,6 +61,11 @@ export interface ToolRunnerOptions {
   workerIdleMs?: number;
   /** Most calls held at once, running or queued; more answer AGENT_BUSY. Default DEFAULT_MAX_CALLS. */
   maxCalls?: number;
+  /**
+   * With worker threads: most parameter text (code units) held by calls at once; a call that would
+   * go past it answers AGENT_BUSY unless no other is held. Default DEFAULT_MAX_HELD_PARAMS.
+   */
+  maxHeldParams?: number;
 }
 
 export interface InvokerOptions extends ToolRunnerOptions {
@@ -107,7 +116,9 @@ export function createToolInvoker(agent: AgentDefinition, opts: InvokerOptions):
   const maxResultBytes = opts.maxResultBytes ?? DEFAULT_RESULT_LIMIT_BYTES;
   const memoryMiB = opts.workerMemoryMiB ?? 24;
   const maxCalls = opts.maxCalls ?? DEFAULT_MAX_CALLS;
+  const maxHeldParams = opts.maxHeldParams ?? DEFAULT_MAX_HELD_PARAMS;
   let held = 0;
+  let heldParams = 0;
   let pool: Promise<Piscina<ToolTask, ToolOutcome>> | undefined;
   opts.shutdown.addEventListener('abort', () => void pool?.then((p) => p.destroy()).catch(() => undefined), { once: true });
 
@@ -127,8 +138,8 @@ export function createToolInvoker(agent: AgentDefinition, opts: InvokerOptions):
     }));
 
   /** Run the handler; rejects (with the abort reason) only when `signal` aborts. */
-  async function run(def: ToolDefinition, params: Record<string, unknown>, timeoutMs: number, signal: AbortSignal): Promise<ToolOutcome> {
-    if (!opts.modulePath) {
+  async function run(def: ToolDefinition, params: Record<string, unknown>, text: string | undefined, timeoutMs: number, signal: AbortSignal): Promise<ToolOutcome> {
+    if (text === undefined) {
       let onAbort: (() => void) | undefined;
       try {
         return await Promise.race([
@@ -143,8 +154,7 @@ export function createToolInvoker(agent: AgentDefinition, opts: InvokerOptions):
         if (onAbort) signal.removeEventListener('abort', onAbort);
       }
     }
-    // JSON text, not a structured clone: one flat string to copy, no per-object bookkeeping
-    const task: ToolTask = { tool: def.name, params: JSON.stringify(params), timeoutMs };
+    const task: ToolTask = { tool: def.name, params: text, timeoutMs };
     try {
       // an abort ends the task's worker thread (piscina terminates a running task's worker)
       return await (await workerPool()).run(task, { signal });
@@ -177,9 +187,13 @@ export function createToolInvoker(agent: AgentDefinition, opts: InvokerOptions):
       calls.inc({ tool: name, outcome: 'invalid' });
       throw new ContractError('INVALID_PARAMETERS', describeAjvError(tool.validate.errors![0]!));
     }
-    if (held >= maxCalls) {
+    // to a worker as JSON text, not a structured clone: one flat string to copy, no per-object
+    // bookkeeping; the parsed parameters are not held while the call waits
+    const text = opts.modulePath ? JSON.stringify(params) : undefined;
+    const cost = text?.length ?? 0;
+    if (held >= maxCalls || (held > 0 && heldParams + cost > maxHeldParams)) {
       calls.inc({ tool: name, outcome: 'busy' });
-      throw new ContractError('AGENT_BUSY', `the agent already holds ${maxCalls} tool calls; retry later`);
+      throw new ContractError('AGENT_BUSY', `the agent already holds ${held} tool calls (${Math.ceil(heldParams / 1024)} KiB of parameters); retry later`);
     }
     const timeoutMs = tool.def.timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS;
     // a timer cleared when the call ends: AbortSignal.timeout() would keep every finished call's
@@ -191,9 +205,10 @@ export function createToolInvoker(agent: AgentDefinition, opts: InvokerOptions):
     const signal = AbortSignal.any(signals);
     const end = duration.startTimer({ tool: name });
     held++;
+    heldParams += cost;
     let outcome: ToolOutcome;
     try {
-      outcome = await run(tool.def, params as Record<string, unknown>, timeoutMs, signal);
+      outcome = await run(tool.def, params as Record<string, unknown>, text, timeoutMs, signal);
     } catch (err) {
       if (!signal.aborted) throw err;
       if (callerSignal?.aborted) {
@@ -208,6 +223,7 @@ export function createToolInvoker(agent: AgentDefinition, opts: InvokerOptions):
       throw new ContractError('TOOL_TIMEOUT', `tool '${name}' took longer than ${timeoutMs} ms`);
     } finally {
       held--;
+      heldParams -= cost;
       clearTimeout(timer);
       end();
     }

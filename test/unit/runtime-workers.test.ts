@@ -59,4 +59,22 @@ describe('tool handlers in worker threads', () => {
     expect(r.statusCode).toBe(500);
     expect(r.json().error).toEqual({ code: 'TOOL_ERROR', message: "tool 'huge' returned a result larger than 4096 bytes" });
   });
+
+  it('calls whose parameters would pass the held budget answer 503 AGENT_BUSY; a lone call always runs', async () => {
+    const small = await buildServer(hostile, { processMetrics: false, tools: { modulePath, maxHeldParams: 1000 } });
+    try {
+      const big = { pad: 'x'.repeat(600) };
+      const call = () => small.inject({ method: 'POST', url: '/execute', payload: { tool_name: 'spin', parameters: big } });
+      const first = call();
+      await new Promise((r) => setImmediate(r));
+      const second = await call();
+      expect(second.statusCode).toBe(503);
+      expect(second.json().error.code).toBe('AGENT_BUSY');
+      expect((await first).json().error.code).toBe('TOOL_TIMEOUT');
+      // held nothing any more: the same call is taken again
+      expect((await call()).json().error.code).toBe('TOOL_TIMEOUT');
+    } finally {
+      await small.close();
+    }
+  });
 });
