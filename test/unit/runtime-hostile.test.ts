@@ -179,3 +179,13 @@ describe('process metrics keep no timer', () => {
     }
   });
 });
+
+describe('runtime settings from the environment', () => {
+  it('envInt takes whole numbers and names the variable, never its value, otherwise', async () => {
+    const { envInt } = await import('../../src/runtime/main.js');
+    expect(envInt('TOOL_MEMORY_MIB', 8, {})).toBeUndefined();
+    expect(envInt('TOOL_MEMORY_MIB', 8, { TOOL_MEMORY_MIB: '32' })).toBe(32);
+    expect(() => envInt('TOOL_MEMORY_MIB', 8, { TOOL_MEMORY_MIB: 'abc' })).toThrow('TOOL_MEMORY_MIB must be a whole number >= 8');
+    expect(() => envInt('TOOL_MEMORY_MIB', 8, { TOOL_MEMORY_MIB: '4' })).toThrow(/^TOOL_MEMORY_MIB must be a whole number >= 8$/);
+  });
+});
