@@ -20,11 +20,13 @@ export const LABEL = {
   configHash: 'dev.nexus-delta.config-hash',
   /** Hash of the bundled agent source + base image id, on agent images. */
   sourceHash: 'dev.nexus-delta.source-hash',
+  /** Hash of an agent's lockfile + external packages + base image id, on dependency images. */
+  depsHash: 'dev.nexus-delta.deps-hash',
   /** Hash of the runtime bundle + Dockerfile.agent + FROM image, on base images. */
   runtimeHash: 'dev.nexus-delta.runtime-hash',
   /** The FROM image a base image was built on (public image or the offline host-Node image). */
   baseFrom: 'dev.nexus-delta.base-from',
-  /** Kind of object: base-image, agent-image, host-node-image, container, router. */
+  /** Kind of object: base-image, agent-image, deps-image, host-node-image, container, router. */
   kind: 'dev.nexus-delta.kind',
 } as const;
 

@@ -6,6 +6,20 @@ import { agentUrl, type FleetDeps } from './context.js';
 import { request } from './http.js';
 import { createAgent, startAgents, type StartOutcome } from './manager.js';
 
+/**
+ * A PNG of black text on white, drawn by sharp (librsvg, host fonts) from an SVG: what the demo's
+ * ImageAgent reads back, and the known input of the OCR tests. Sizes in pixels. sharp is imported
+ * here, on use, so other commands never load its native addon.
+ */
+export async function drawTextPng(text: string, opts: { width?: number; height?: number; fontSize?: number } = {}): Promise<Buffer> {
+  const { width = 640, height = 120, fontSize = 48 } = opts;
+  const escaped = text.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const baseline = Math.round(height / 2 + fontSize / 3);
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><rect width="100%" height="100%" fill="white"/><text x="20" y="${baseline}" font-family="DejaVu Sans, Liberation Sans, sans-serif" font-size="${fontSize}" fill="black">${escaped}</text></svg>`;
+  const sharp = (await import('sharp')).default;
+  return sharp(Buffer.from(svg)).png().toBuffer();
+}
+
 /** The seed's five demo agents, with the port the seed gives each and one tool call to show. */
 export const DEMO_AGENTS = [
   { name: 'DataAgent', port: 8081, capabilities: ['data', 'analytics'], call: { tool_name: 'process_data', parameters: { data: [1, 2, 3, 4, 5] } } },
