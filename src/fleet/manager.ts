@@ -6,8 +6,8 @@ import type { ContainerInfo } from '../engine/engine.js';
 import { isoNow } from '../clock.js';
 import { LABEL, agentUrl, isPrimaryReplica, workspaceLabels } from '../conventions.js';
 import { logger } from '../log.js';
-import { agentImageRef, validateAgentName } from '../names.js';
-import { agentDir } from '../paths.js';
+import { agentImageRef, validateAgentName, validateAgentVersion } from '../names.js';
+import { agentDir, agentDirToPurge } from '../paths.js';
 import { hostPortProbe } from '../ports/probe.js';
 import { beingRemoved, nameTaken, notFound } from '../registry/errors.js';
 import { isBeingRemoved, type AgentRecord, type ListingChange, type ToolSummary } from '../registry/registry.js';
@@ -50,11 +50,12 @@ export interface CreateResult {
  * Create an agent: validate name, capabilities and port, reserve the port and write the record
  * in one registry step, then render agent-template/ into agents/<slug>/. Any failure leaves
  * nothing behind (the record is removed again if rendering fails).
- * @throws AppError NAME_INVALID, CAPABILITY_UNKNOWN, SOURCE_EXISTS, NAME_TAKEN, PORT_*
+ * @throws AppError NAME_INVALID, USAGE (bad version), CAPABILITY_UNKNOWN, SOURCE_EXISTS, NAME_TAKEN, PORT_*
  */
 export async function createAgent(deps: FleetDeps, opts: CreateOptions): Promise<CreateResult> {
   const { config, registry } = deps;
   const slug = validateAgentName(opts.name);
+  const version = validateAgentVersion(opts.version ?? '0.1.0');
   const plan = planCapabilities(opts.capabilities ?? []);
   const dir = agentDir(config.workspace, slug);
   const taken = await registry.get(slug);
@@ -75,7 +76,7 @@ export async function createAgent(deps: FleetDeps, opts: CreateOptions): Promise
       capabilities: plan.capabilities,
       category: plan.category,
       model: opts.model ?? 'none',
-      version: opts.version ?? '0.1.0',
+      version,
     },
     { range: config.ports.range, requested: opts.port, isHostPortFree: hostPortProbe(config.ports.bindAddress) },
   );
@@ -451,9 +452,11 @@ export async function agentLogs(deps: FleetDeps, name: string, tail = 100): Prom
 
 /**
  * Remove an agent: its containers, its image, its record (releasing the port), and with `purge`
- * its source folder. Containers go first so nothing runs without a record. A registered agent's
- * listing is removed from the marketplace; when that fails, `recordKept` is true and the record
- * (port included) stays until a later lifecycle command or `register` removes the listing.
+ * its source folder, only ever strictly inside `<workspace>/agents/` (agentDirToPurge). Containers
+ * go first so nothing runs without a record. A registered agent's listing is removed from the
+ * marketplace; when that fails, `recordKept` is true and the record (port included) stays until a
+ * later lifecycle command or `register` removes the listing.
+ * @throws AppError AGENT_NOT_FOUND; USAGE when the folder to purge is not safely inside agents/.
  */
 export async function removeAgent(
   deps: FleetDeps,
@@ -463,6 +466,8 @@ export async function removeAgent(
   await deps.engine.ping();
   const [record] = await resolveTargets(deps, [name]);
   const rec = record!;
+  // checked before anything is removed: a refusal leaves the agent as it was
+  const purgeDir = opts.purge ? await agentDirToPurge(deps.config.workspace, rec.slug) : undefined;
   for (const c of await agentContainers(deps, rec.slug)) await deps.engine.removeContainer(c.id);
   await deps.engine.removeImage(agentImageRef(rec.slug, deps.config.images.tag, deps.config.project)).catch(() => undefined);
   // a registered agent's listing goes first; if the marketplace cannot be reached, the record
@@ -471,7 +476,6 @@ export async function removeAgent(
   const recordKept = !!synced.listings?.some((l) => l.slug === rec.slug && l.outcome === 'stale');
   if (recordKept) await deps.registry.update(rec.slug, { desired: 'stopped', status: 'stopped' });
   else await deps.registry.remove(rec.slug);
-  const dir = agentDir(deps.config.workspace, rec.slug);
-  if (opts.purge) await rm(dir, { recursive: true, force: true });
+  if (purgeDir) await rm(purgeDir, { recursive: true, force: true });
   return { name: rec.name, slug: rec.slug, port: rec.port, purged: !!opts.purge, recordKept, ...synced };
 }
