@@ -122,6 +122,8 @@ export async function bundleAgent(dir: string, opts: AgentBundleOptions = {}): P
       external: [RUNTIME_PACKAGE, ...(opts.external ?? [])],
       nodePaths: [...(opts.nodeModules ? [opts.nodeModules] : []), NODE_MODULES],
       banner: { js: ESM_REQUIRE_BANNER },
+      // CommonJS packages bundled in (typescript) read these; only free uses are replaced (Node >= 20.11)
+      define: { __filename: 'import.meta.filename', __dirname: 'import.meta.dirname' },
     });
     const files = new Map<string, string>();
     for (const f of [...out.outputFiles].sort((a, b) => a.path.localeCompare(b.path))) files.set(relative('/out', f.path), f.text);

@@ -5,6 +5,7 @@ import { dirname, join, relative, sep } from 'node:path';
 import { promisify } from 'node:util';
 import { AppError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
+import { parseLdd } from '../engine/rootfs.js';
 import { sha256 } from './bundle.js';
 
 const log = logger('deps');
@@ -279,4 +280,34 @@ export async function copyLayer(nodeModules: string, layerPackages: readonly str
   }
   for (const e of await readdir(dest, { recursive: true, withFileTypes: true })) if (e.isFile()) bytes += (await stat(join(e.parentPath, e.name))).size;
   return bytes;
+}
+
+const NATIVE_FILE_RE = /\.(node|so(\.\d+)*)$/;
+
+/**
+ * Host shared libraries the native files of a layer need that the offline base image lacks: the
+ * offline base holds only what the host's `node` links (src/engine/rootfs.ts), so e.g. sharp's
+ * libvips needs libresolv too. Libraries the layer ships itself are left out. Absolute host paths,
+ * sorted; empty on a host that is not Linux.
+ * @throws AppError BUILD_FAILED naming the native file whose library is missing on this host.
+ */
+export async function missingHostLibraries(layerDir: string): Promise<string[]> {
+  if (process.platform !== 'linux') return [];
+  const ldd = async (file: string): Promise<string[]> => parseLdd((await run('ldd', [file])).stdout);
+  const inBase = new Set(await ldd(process.execPath));
+  const needed = new Set<string>();
+  for (const e of await readdir(layerDir, { recursive: true, withFileTypes: true })) {
+    if (!e.isFile() || !NATIVE_FILE_RE.test(e.name)) continue;
+    const file = join(e.parentPath, e.name);
+    let libs: string[];
+    try {
+      libs = await ldd(file);
+    } catch (err) {
+      throw new AppError('BUILD_FAILED', `native file ${relative(layerDir, file)} cannot be loaded: ${messageOf(err)}`, {
+        hint: 'install the missing library on this host, or use a base image that has it (images.base)',
+      });
+    }
+    for (const lib of libs) if (!lib.startsWith(layerDir) && !inBase.has(lib)) needed.add(lib);
+  }
+  return [...needed].sort();
 }

@@ -1,4 +1,4 @@
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -11,7 +11,7 @@ import { agentDir, DOCKERFILE_AGENT, RUNTIME_IMAGE_FILES } from '../paths.js';
 import type { AgentRecord } from '../registry/registry.js';
 import { readManifest } from '../scaffold/render.js';
 import { bundleAgent, bundleRuntime, runtimeSourceHash, sha256 } from './bundle.js';
-import { copyLayer, installDependencies, readAgentPackage, type DependencySet } from './dependencies.js';
+import { copyLayer, installDependencies, missingHostLibraries, readAgentPackage, type DependencySet } from './dependencies.js';
 import type { FleetDeps } from './context.js';
 
 /** The base image in use: reference, id, what it was built FROM, and whether this call built it. */
@@ -140,6 +140,9 @@ export async function ensureBaseImage(deps: FleetDeps, opts: { force?: boolean }
   return { ref, id: img.id, from, built: true };
 }
 
+/** Revision of the dependency layer's layout: bump it when ensureDependencyImage changes what it ships. */
+const DEPS_LAYER_REVISION = 'r1';
+
 /** `nexus-delta-agent-<slug>-deps:<tag>`: the dependency layer image of an agent. */
 export function dependencyImageRef(slug: string, tag: string, project?: string): string {
   return agentImageRef(`${slug}-deps`, tag, project);
@@ -147,20 +150,31 @@ export function dependencyImageRef(slug: string, tag: string, project?: string):
 
 /**
  * Ensure the dependency image of an agent: the base plus one COPY of the production node_modules
- * its external packages need, rebuilt only when the lockfile (or the base) changes: label
+ * its external packages need (and, on the offline base, one COPY of the host libraries their
+ * native addons need besides node's), rebuilt only when the lockfile (or the base) changes: label
  * deps-hash = sha256(lockfile hash, external packages, base id).
  * @throws AppError BUILD_FAILED (docker build error)
  */
 async function ensureDependencyImage(deps: FleetDeps, record: AgentRecord, base: BaseImage, set: DependencySet): Promise<DependencyImage> {
   const { engine, config } = deps;
   const ref = dependencyImageRef(record.slug, config.images.tag, config.project);
-  const hash = sha256(set.lockHash, JSON.stringify(set.external), base.id);
+  const hash = sha256(DEPS_LAYER_REVISION, set.lockHash, JSON.stringify(set.external), base.id);
   const existing = await engine.inspectImage(ref);
   if (existing && existing.labels[LABEL.depsHash] === hash) return { ref, id: existing.id, external: set.external, built: false };
   deps.onProgress?.({ agent: record.slug, phase: 'build', message: `building the dependency layer ${ref} (${set.external.join(', ')})` });
   const img = await withTempDir(async (ctx) => {
     await copyLayer(set.nodeModules, set.layerPackages, join(ctx, 'node_modules'));
-    await writeFile(join(ctx, 'Dockerfile'), `FROM ${base.ref}\nCOPY node_modules /app/agent/node_modules\n`);
+    let dockerfile = `FROM ${base.ref}\nCOPY node_modules /app/agent/node_modules\n`;
+    // the offline base holds only the libraries node links: add the host's others that native addons need
+    if (base.from.startsWith(`${HOST_NODE_IMAGE_REPO}:`)) {
+      const libs = await missingHostLibraries(join(ctx, 'node_modules'));
+      for (const lib of libs) {
+        await mkdir(join(ctx, 'rootfs', dirname(lib)), { recursive: true });
+        await copyFile(await realpath(lib), join(ctx, 'rootfs', lib));
+      }
+      if (libs.length) dockerfile += 'COPY rootfs/ /\n';
+    }
+    await writeFile(join(ctx, 'Dockerfile'), dockerfile);
     return engine.buildImage({
       contextDir: ctx,
       tag: ref,
