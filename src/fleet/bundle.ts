@@ -29,19 +29,21 @@ function formatEsbuildError(err: unknown): string {
   return `${loc}${first.text}`;
 }
 
+/** esbuild options shared by the runtime and agent bundles: Node 20 ESM, in memory, whitespace and syntax minified. */
+const BUNDLE_OPTIONS = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  write: false,
+  logLevel: 'silent',
+  legalComments: 'none',
+  minifyWhitespace: true,
+  minifySyntax: true,
+} as const satisfies esbuild.BuildOptions;
+
 async function bundle(opts: esbuild.BuildOptions): Promise<Bundle> {
-  const out = await esbuild.build({
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    write: false,
-    logLevel: 'silent',
-    legalComments: 'none',
-    minifyWhitespace: true,
-    minifySyntax: true,
-    ...opts,
-  });
+  const out = await esbuild.build({ ...BUNDLE_OPTIONS, ...opts });
   const code = out.outputFiles![0]!.text;
   return { code, hash: sha256(code) };
 }
@@ -103,15 +105,7 @@ export interface AgentBundleOptions {
 export async function bundleAgent(dir: string, opts: AgentBundleOptions = {}): Promise<AgentBundle> {
   try {
     const out = await esbuild.build({
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      write: false,
-      logLevel: 'silent',
-      legalComments: 'none',
-      minifyWhitespace: true,
-      minifySyntax: true,
+      ...BUNDLE_OPTIONS,
       entryPoints: { agent: join(dir, 'src', 'index.ts') },
       splitting: true,
       outdir: '/out',
