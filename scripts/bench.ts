@@ -324,7 +324,7 @@ async function dependencyBench(): Promise<string> {
     await sampler;
     await new Promise((r) => setTimeout(r, 5000));
     const after = await idleMiB(engine, c!.Id);
-    const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
+    const mb = (b: number) => (b < 1e6 ? `${(b / 1024).toFixed(1)} KiB` : `${(b / 1e6).toFixed(2)} MB`);
     return `## Agents with npm dependencies
 
 Images over the base image (${(base / 1e6).toFixed(1)} MB), by what the agent ships in its dependency layer:
@@ -346,7 +346,7 @@ Target: under 2 MB added without dependencies: ${sizes.plain < 2e6 ? 'met' : '**
 OCR agent (limit 256 MiB from agent.json): idle ${idle.toFixed(1)} MiB before any call (median of 5
 samples, 2 s apart); peak ${peak.toFixed(1)} MiB during one \`extract_text\` call on a 640x120 PNG
 (docker stats every 100 ms; the call took ${fmt(callMs)}, read "${text}"); ${after.toFixed(1)} MiB 5 s after it
-(the tesseract worker ends with each call).
+(the tesseract worker ends with each call; V8 and the allocator keep some of what it used).
 `;
   } finally {
     await removeContainers([wsLabel]).catch(() => undefined);
