@@ -2,7 +2,8 @@ import pLimit from 'p-limit';
 import { AppError } from '../errors.js';
 import { agentImageRef, baseImageRef } from '../names.js';
 import type { FleetDeps } from './context.js';
-import { buildAgents, resolveTargets } from './manager.js';
+import { buildAgents } from './build.js';
+import { resolveTargets } from './targets.js';
 
 /** `host[:port]` of a registry: a DNS name or IP, optional port. */
 const REGISTRY_RE = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/i;
