@@ -43,6 +43,66 @@ export function isSlug(s: string): boolean {
   return SLUG_RE.test(s) && s.length <= MAX_SLUG_LENGTH;
 }
 
+/** Whether `s` is a valid agent display name (the rule validateAgentName applies, slug included). */
+export function isAgentName(s: string): boolean {
+  return NAME_RE.test(s) && isSlug(slugify(s));
+}
+
+/**
+ * An agent's version: semver-like, `1`, `1.2`, `1.2.3`, optional leading `v`, optional
+ * `-prerelease` and `+build` of [0-9A-Za-z.-] (semver.org 2.0.0 §9-10, relaxed on the core), at
+ * most 64 characters. No spaces, quotes or newlines: it reaches cards, images and generated files.
+ */
+export const VERSION_RE = /^v?\d{1,9}(?:\.\d{1,9}){0,2}(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
+export function isVersion(s: string): boolean {
+  return s.length <= 64 && VERSION_RE.test(s);
+}
+
+/**
+ * Validate an agent version (`create --agent-version`).
+ * @throws AppError USAGE naming the rule (the value is not echoed).
+ */
+export function validateAgentVersion(version: string): string {
+  if (!isVersion(version)) {
+    throw new AppError('USAGE', '--agent-version must be a version such as 1.2.3 or 1.0.0-beta.1', {
+      hint: 'use digits and dots, optionally -prerelease or +build (letters, digits, "." and "-"), at most 64 characters',
+    });
+  }
+  return version;
+}
+
+/** Docker image tag grammar (distribution/reference): `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`. */
+export const DOCKER_TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+// distribution/reference grammar (reference.go): [domain/]path[:tag][@digest]
+const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
+const DOMAIN = `(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9A-Fa-f:]+\\])(?::[0-9]+)?`;
+const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+const IMAGE_REF_RE = new RegExp(
+  `^(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$`,
+);
+
+/** `host[:port]` of a registry: a DNS name or IP, optional port. */
+const REGISTRY_HOST_RE = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/i;
+
+/** Whether `host` is a registry address `host[:port]` (`--registry`). */
+export function isRegistryHost(host: string): boolean {
+  return REGISTRY_HOST_RE.test(host);
+}
+
+/**
+ * Check `--registry HOST[:PORT]` before it is put in front of image names.
+ * @throws AppError USAGE (the value is not echoed).
+ */
+export function validateRegistryHost(host: string): string {
+  if (!isRegistryHost(host)) throw new AppError('USAGE', '--registry is not a registry address', { hint: 'use HOST or HOST:PORT, e.g. localhost:5000' });
+  return host;
+}
+
+/** Whether `ref` is a Docker image reference (`[registry/]repo[:tag][@digest]`, at most 255 characters). */
+export function isImageReference(ref: string): boolean {
+  return ref.length <= 255 && IMAGE_REF_RE.test(ref);
+}
+
 /**
  * Optional project name (nexus.yaml `project`), like Compose's project name: it namespaces
  * container and image names so two workspaces on one engine can hold agents with the same slug.

@@ -7,7 +7,7 @@ import type { FleetDeps } from '../fleet/context.js';
 import { setLogLevel } from '../log.js';
 import { openRegistry } from '../registry/open.js';
 import { commands, type CommandResult } from './commands.js';
-import { Progress } from './render.js';
+import { Progress, terminalSafe } from './render.js';
 
 interface GlobalOpts {
   workspace?: string;
@@ -54,7 +54,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .option('--json', 'print machine-readable JSON on stdout')
     .option('-v, --verbose', 'debug logs on stderr')
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(terminalSafe(s)) })
     .showSuggestionAfterError(true);
 
   const run = (fn: (deps: FleetDeps, opts: any, cmd: Command) => Promise<CommandResult>, progressTotal?: (deps: FleetDeps) => Promise<number>) =>
@@ -73,7 +73,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
         const r = await fn(deps, opts, cmd);
         progress.stop();
         if (json) io.stdout.write(JSON.stringify(r.data, null, 2) + '\n');
-        else if (r.human) io.stdout.write(r.human + '\n');
+        else if (r.human) io.stdout.write(terminalSafe(r.human) + '\n');
         exitCode = r.exitCode ?? ExitCode.OK;
       } finally {
         progress.stop();
@@ -246,10 +246,10 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     }
     const e = isAppError(err) ? err : new AppError('INTERNAL', messageOf(err), { cause: err });
     if (json) io.stdout.write(JSON.stringify({ error: e.toJSON() }, null, 2) + '\n');
-    io.stderr.write(`error: ${e.message}\n`);
-    if (e.hint) io.stderr.write(`hint: ${e.hint}\n`);
+    io.stderr.write(`error: ${terminalSafe(e.message, true)}\n`);
+    if (e.hint) io.stderr.write(`hint: ${terminalSafe(e.hint, true)}\n`);
     const logs = e.details?.logs;
-    if (typeof logs === 'string' && logs) io.stderr.write(`last log lines:\n${logs}\n`);
+    if (typeof logs === 'string' && logs) io.stderr.write(`last log lines:\n${terminalSafe(logs)}\n`);
     if (e.code === 'INTERNAL' && program.opts<GlobalOpts>().verbose) io.stderr.write(`${(err as Error).stack ?? ''}\n`);
     return e.exitCode;
   }

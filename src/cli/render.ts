@@ -2,9 +2,24 @@ import type { Writable } from 'node:stream';
 import ora, { type Ora } from 'ora';
 import type { ProgressEvent } from '../fleet/context.js';
 
-/** Left-aligned text table; the header row is upper-cased. */
+// ECMA-48: CSI (ESC [ or 0x9b ... final byte), OSC/DCS/PM/APC strings (... BEL or ST), other ESC sequences
+const ESCAPE_SEQUENCE_RE = /(?:\u001b\[|\u009b)[0-?]*[ -/]*[@-~]?|(?:\u001b[\]PX^_]|[\u0090\u009d\u009e\u009f])[\s\S]*?(?:\u0007|\u001b\\|\u009c|$)|\u001b[ -/]*[0-~]?/g;
+const CONTROL_RE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+
+/**
+ * Text safe to print on a terminal: ANSI/ECMA-48 escape sequences removed, every other control
+ * character (C0, DEL, C1; carriage return included, which could overwrite a line) shown as `?`.
+ * Newlines and tabs stay unless `oneLine`, which turns them into spaces (table cells).
+ * Records, container logs and error messages all pass through here before reaching a terminal.
+ */
+export function terminalSafe(text: string, oneLine = false): string {
+  const clean = text.replace(ESCAPE_SEQUENCE_RE, '').replace(CONTROL_RE, '?');
+  return oneLine ? clean.replace(/[\n\t]/g, ' ') : clean;
+}
+
+/** Left-aligned text table; the header row is upper-cased; cells are terminalSafe one-liners. */
 export function table(header: string[], rows: (string | number)[][]): string {
-  const all = [header.map((h) => h.toUpperCase()), ...rows.map((r) => r.map(String))];
+  const all = [header.map((h) => h.toUpperCase()), ...rows.map((r) => r.map((c) => terminalSafe(String(c), true)))];
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
 }
@@ -25,9 +40,9 @@ export class Progress {
 
   readonly onProgress = (ev: ProgressEvent): void => {
     if (ev.phase === 'healthy' && ev.agent) this.healthy.add(ev.agent);
-    const text = `${ev.agent ? `${ev.agent}: ` : ''}${ev.message ?? ev.phase}`;
+    const text = terminalSafe(`${ev.agent ? `${ev.agent}: ` : ''}${ev.message ?? ev.phase}`, true);
     if (ev.phase === 'notice') {
-      this.line(`notice: ${ev.message}`);
+      this.line(`notice: ${terminalSafe(ev.message ?? '', true)}`);
       return;
     }
     if (this.quiet) return;

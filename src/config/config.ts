@@ -1,14 +1,18 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import yaml from 'js-yaml';
 import { z } from 'zod';
 import { AppError, messageOf } from '../errors.js';
-import { PROJECT_RE } from '../names.js';
+import { DOCKER_TAG_RE, isImageReference, PROJECT_RE } from '../names.js';
 import { parsePortRange, type PortRange } from '../ports/allocate.js';
 import { checkMarketplaceUrl } from '../marketplace/url.js';
 
 /** File name of the workspace configuration. */
 export const CONFIG_FILE = 'nexus.yaml';
+
+/** Docker label keys: reverse-DNS-like words (docs.docker.com "Docker object labels"), no spaces or `$`. */
+const LABEL_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
 
 const portRangeSchema = z.union([
   z.string(),
@@ -54,7 +58,7 @@ export const configFileSchema = z
       .strict()
       .optional(),
     /** Extra labels put on every container and image this workspace creates. */
-    labels: z.record(z.string(), z.string()).optional(),
+    labels: z.record(z.string().regex(LABEL_KEY_RE, 'label keys are letters, digits, ".", "_", "/" and "-"'), z.string()).optional(),
     /** Where agent cards are registered. Prefer MARKETPLACE_API_KEY in the environment to apiKey here. */
     marketplace: z
       .object({ url: z.string().url().optional(), apiKey: z.string().min(1).optional(), timeoutMs: z.number().int().min(100).optional(), retries: z.number().int().min(0).max(10).optional() })
@@ -114,12 +118,27 @@ export const DEFAULTS = {
 type Env = Record<string, string | undefined>;
 
 /**
+ * Check one setting taken from the environment (`envName`) or nexus.yaml (`fileField`).
+ * @throws AppError CONFIG_INVALID naming where the value came from and the rule; the value itself
+ *   is never echoed (some settings are secrets, and any value may hold control characters).
+ */
+function checkSetting(value: string, ok: (v: string) => boolean, from: { env: Env; envName: string; fileField: string }, rule: string, example: string): string {
+  if (ok(value)) return value;
+  const where = from.env[from.envName] !== undefined ? from.envName : `${from.fileField} in ${CONFIG_FILE}`;
+  throw new AppError('CONFIG_INVALID', `${where} ${rule}`, { hint: `set ${where} to ${example}` });
+}
+
+
+/**
  * Merge a parsed nexus.yaml with the environment (environment wins) and defaults. Pure.
  * Environment: NEXUS_PROJECT, NEXUS_REGISTRY, NEXUS_PORT_RANGE ("8081-8180"), NEXUS_BIND_ADDRESS, NEXUS_BASE_IMAGE
  * (or BASE_IMAGE), NEXUS_OFFLINE (auto|always|never), NEXUS_IMAGE_TAG, MARKETPLACE_URL,
  * MARKETPLACE_API_KEY, NEXUS_ROUTER_URL, GOOGLE_CLOUD_PROJECT, NEXUS_FIRESTORE_PREFIX,
  * NEXUS_FIRESTORE_TIMEOUT_MS (FIRESTORE_EMULATOR_HOST is read by the Firestore client itself).
- * @throws AppError CONFIG_INVALID naming the bad field.
+ * Checked: the bind address is an IP address (node:net isIP), the image tag and base image follow
+ * Docker's reference grammar (src/names.ts), timeouts are whole milliseconds, the router URL is
+ * http(s).
+ * @throws AppError CONFIG_INVALID naming the bad field (never echoing its value).
  */
 export function resolveConfig(workspace: string, file: unknown, env: Env): Config {
   const parsed = configFileSchema.safeParse(file ?? {});
@@ -151,16 +170,22 @@ export function resolveConfig(workspace: string, file: unknown, env: Env): Confi
       hint: 'fix project in nexus.yaml or NEXUS_PROJECT',
     });
   }
+  const bindAddress = checkSetting(env.NEXUS_BIND_ADDRESS ?? f.ports?.bindAddress ?? DEFAULTS.bindAddress, (v) => isIP(v) !== 0, { env, envName: 'NEXUS_BIND_ADDRESS', fileField: 'ports.bindAddress' }, 'must be an IP address', '127.0.0.1 (this machine only) or 0.0.0.0 (every interface)');
+  // the tag and the base image reach a Dockerfile's FROM line: only Docker's reference grammar
+  const tag = checkSetting(env.NEXUS_IMAGE_TAG ?? f.images?.tag ?? DEFAULTS.tag, (v) => DOCKER_TAG_RE.test(v), { env, envName: 'NEXUS_IMAGE_TAG', fileField: 'images.tag' }, 'must be a Docker image tag: 1-128 of A-Z a-z 0-9 _ . -, not starting with . or -', 'a tag such as latest or v2');
+  const baseEnv = env.NEXUS_BASE_IMAGE !== undefined ? 'NEXUS_BASE_IMAGE' : 'BASE_IMAGE';
+  const base = checkSetting(env.NEXUS_BASE_IMAGE ?? env.BASE_IMAGE ?? f.images?.base ?? DEFAULTS.baseImage, isImageReference, { env, envName: baseEnv, fileField: 'images.base' }, 'must be a Docker image reference ([registry/]name[:tag][@digest])', 'an image such as node:20-bookworm-slim');
+  const firestoreTimeout = env.NEXUS_FIRESTORE_TIMEOUT_MS ?? String(f.firestore?.timeoutMs ?? 10_000);
+  checkSetting(firestoreTimeout, (v) => /^\d{1,7}$/.test(v) && Number(v) >= 100, { env, envName: 'NEXUS_FIRESTORE_TIMEOUT_MS', fileField: 'firestore.timeoutMs' }, 'must be a whole number of milliseconds, 100 or more', 'a number of milliseconds such as 10000');
+  const collectionPrefix = checkSetting(env.NEXUS_FIRESTORE_PREFIX ?? f.firestore?.collectionPrefix ?? 'nexus_', (v) => /^[A-Za-z0-9_-]*$/.test(v), { env, envName: 'NEXUS_FIRESTORE_PREFIX', fileField: 'firestore.collectionPrefix' }, 'must be letters, digits, _ and - only', 'a prefix such as nexus_');
+  const routerUrl = env.NEXUS_ROUTER_URL ?? f.router?.url;
+  if (routerUrl !== undefined) checkSetting(routerUrl, isHttpUrl, { env, envName: 'NEXUS_ROUTER_URL', fileField: 'router.url' }, 'must be an http(s) URL', 'the router\'s public URL, e.g. http://127.0.0.1:8088');
   return {
     workspace,
     project,
     registry,
-    ports: { range, bindAddress: env.NEXUS_BIND_ADDRESS ?? f.ports?.bindAddress ?? DEFAULTS.bindAddress },
-    images: {
-      base: env.NEXUS_BASE_IMAGE ?? env.BASE_IMAGE ?? f.images?.base ?? DEFAULTS.baseImage,
-      offline,
-      tag: env.NEXUS_IMAGE_TAG ?? f.images?.tag ?? DEFAULTS.tag,
-    },
+    ports: { range, bindAddress },
+    images: { base, offline, tag },
     resources: {
       memoryMiB: f.resources?.memoryMiB ?? DEFAULTS.memoryMiB,
       cpus: f.resources?.cpus ?? DEFAULTS.cpus,
@@ -179,14 +204,25 @@ export function resolveConfig(workspace: string, file: unknown, env: Env): Confi
       timeoutMs: f.marketplace?.timeoutMs ?? 10_000,
       retries: f.marketplace?.retries ?? 4,
     },
-    routerUrl: (env.NEXUS_ROUTER_URL ?? f.router?.url)?.replace(/\/+$/, ''),
+    routerUrl: routerUrl?.replace(/\/+$/, ''),
     firestore: {
       projectId: f.firestore?.projectId ?? env.GOOGLE_CLOUD_PROJECT ?? env.GCLOUD_PROJECT,
-      collectionPrefix: env.NEXUS_FIRESTORE_PREFIX ?? f.firestore?.collectionPrefix ?? 'nexus_',
+      collectionPrefix,
       databaseId: f.firestore?.databaseId,
-      timeoutMs: Number(env.NEXUS_FIRESTORE_TIMEOUT_MS ?? f.firestore?.timeoutMs ?? 10_000),
+      timeoutMs: Number(firestoreTimeout),
     },
   };
+}
+
+/** Whether `v` parses as an http: or https: URL with no control characters or spaces. */
+function isHttpUrl(v: string): boolean {
+  if (/[\s\u0000-\u001f\u007f]/.test(v)) return false;
+  try {
+    const u = new URL(v);
+    return u.protocol === 'http:' || u.protocol === 'https:';
+  } catch {
+    return false;
+  }
 }
 
 /**

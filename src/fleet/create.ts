@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { AppError } from '../errors.js';
 import { agentUrl } from '../conventions.js';
 import { logger } from '../log.js';
-import { validateAgentName } from '../names.js';
+import { validateAgentName, validateAgentVersion } from '../names.js';
 import { agentDir } from '../paths.js';
 import { hostPortProbe } from '../ports/probe.js';
 import { nameTaken } from '../registry/errors.js';
@@ -34,11 +34,12 @@ export interface CreateResult {
  * Create an agent: validate name, capabilities and port, reserve the port and write the record
  * in one registry step, then render agent-template/ into agents/<slug>/. Any failure leaves
  * nothing behind (the record is removed again if rendering fails).
- * @throws AppError NAME_INVALID, CAPABILITY_UNKNOWN, SOURCE_EXISTS, NAME_TAKEN, PORT_*
+ * @throws AppError NAME_INVALID, USAGE (bad version), CAPABILITY_UNKNOWN, SOURCE_EXISTS, NAME_TAKEN, PORT_*
  */
 export async function createAgent(deps: FleetDeps, opts: CreateOptions): Promise<CreateResult> {
   const { config, registry } = deps;
   const slug = validateAgentName(opts.name);
+  const version = validateAgentVersion(opts.version ?? '0.1.0');
   const plan = planCapabilities(opts.capabilities ?? []);
   const dir = agentDir(config.workspace, slug);
   const taken = await registry.get(slug);
@@ -59,7 +60,7 @@ export async function createAgent(deps: FleetDeps, opts: CreateOptions): Promise
       capabilities: plan.capabilities,
       category: plan.category,
       model: opts.model ?? 'none',
-      version: opts.version ?? '0.1.0',
+      version,
     },
     { range: config.ports.range, requested: opts.port, isHostPortFree: hostPortProbe(config.ports.bindAddress) },
   );

@@ -7,6 +7,7 @@ import { composeDocument, type RouterKind } from '../generate/compose.js';
 import { DEFAULT_PRODUCTION, agentTargets, type ProductionOptions } from '../generate/model.js';
 import { agentIndex, nginxConfig } from '../generate/nginx.js';
 import { traefikDynamicConfig } from '../generate/traefik.js';
+import { validateRegistryHost } from '../names.js';
 import { agentDir } from '../paths.js';
 import { dialUrl } from '../conventions.js';
 import type { FleetDeps } from './context.js';
@@ -24,7 +25,10 @@ export interface ProductionFlags {
   network?: string | undefined;
 }
 
-/** Generator options from config + flags: the router's public URL is router.url, else its binding. */
+/**
+ * Generator options from config + flags: the router's public URL is router.url, else its binding.
+ * @throws AppError USAGE for a --registry that is not HOST[:PORT].
+ */
 export function productionOptions(deps: FleetDeps, f: ProductionFlags): ProductionOptions {
   const routerBind = { address: f.routerAddress ?? DEFAULT_PRODUCTION.routerBind.address, port: f.routerPort ?? DEFAULT_PRODUCTION.routerBind.port };
   return {
@@ -32,7 +36,7 @@ export function productionOptions(deps: FleetDeps, f: ProductionFlags): Producti
     ...(f.network ? { network: f.network } : {}),
     routerBind,
     publicUrl: deps.config.routerUrl ?? dialUrl(routerBind.address, routerBind.port),
-    registryPrefix: f.registry ? `${f.registry.replace(/\/+$/, '')}/` : '',
+    registryPrefix: f.registry ? `${validateRegistryHost(f.registry.replace(/\/+$/, ''))}/` : '',
   };
 }
 

@@ -1,12 +1,8 @@
 import pLimit from 'p-limit';
-import { AppError } from '../errors.js';
-import { agentImageRef, baseImageRef } from '../names.js';
+import { agentImageRef, baseImageRef, validateRegistryHost } from '../names.js';
 import type { FleetDeps } from './context.js';
 import { buildAgents } from './build.js';
 import { resolveTargets } from './targets.js';
-
-/** `host[:port]` of a registry: a DNS name or IP, optional port. */
-const REGISTRY_RE = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/i;
 
 export interface PushOutcome {
   image: string;
@@ -21,9 +17,7 @@ export interface PushOutcome {
  * @throws AppError USAGE for a malformed registry, ENGINE_ERROR when a push fails.
  */
 export async function pushImages(deps: FleetDeps, registry: string, names: string[] | 'all' = 'all'): Promise<{ registry: string; images: PushOutcome[] }> {
-  if (!REGISTRY_RE.test(registry)) {
-    throw new AppError('USAGE', `'${registry}' is not a registry address`, { hint: 'use HOST or HOST:PORT, e.g. localhost:5000' });
-  }
+  validateRegistryHost(registry);
   await buildAgents(deps, names);
   const records = await resolveTargets(deps, names);
   const refs = [baseImageRef(deps.config.images.tag), ...records.map((r) => agentImageRef(r.slug, deps.config.images.tag, deps.config.project))];

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { AppError, messageOf } from '../errors.js';
+import { parseAgentRecord } from '../registry/record.js';
 import type { AgentRecord, Registry } from '../registry/registry.js';
 import { isoNow, systemClock, type Clock } from '../clock.js';
 
@@ -16,11 +17,8 @@ const exportSchema = z.object({
   version: z.literal(1),
   registry: z.enum(['local', 'firestore']),
   exportedAt: z.string(),
-  agents: z.array(
-    z
-      .object({ name: z.string(), slug: z.string(), port: z.number().int(), capabilities: z.array(z.string()) })
-      .passthrough(),
-  ),
+  // each record is checked by the one record schema (parseAgentRecord), naming the bad one
+  agents: z.array(z.unknown()),
 });
 
 /** Every record of a registry, as a portable document, stamped by `clock`. */
@@ -28,7 +26,12 @@ export async function exportRegistry(registry: Registry, clock: Clock = systemCl
   return { version: 1, registry: registry.kind, exportedAt: isoNow(clock), agents: await registry.list() };
 }
 
-/** Read and check an export file. @throws AppError USAGE when unreadable or of another shape. */
+/**
+ * Read and check an export file: its layout, then every record against the record schema
+ * (src/registry/record.ts), so nothing unchecked reaches a registry.
+ * @throws AppError USAGE when unreadable, of another shape, or holding a bad record (naming the
+ *   record and the field).
+ */
 export async function readExport(path: string): Promise<RegistryExport> {
   let data: unknown;
   try {
@@ -41,7 +44,9 @@ export async function readExport(path: string): Promise<RegistryExport> {
     const i = parsed.error.issues[0]!;
     throw new AppError('USAGE', `${path} is not a registry export: ${i.path.join('.')}: ${i.message}`, { hint: "pass a file written by 'agent registry export'" });
   }
-  return parsed.data as unknown as RegistryExport;
+  const hint = `fix that record in ${path} or export again with 'agent registry export'; nothing was imported`;
+  const agents = parsed.data.agents.map((a, i) => parseAgentRecord(a, path, 'USAGE', hint, `#${i + 1}`));
+  return { ...parsed.data, agents };
 }
 
 export interface TransferResult {

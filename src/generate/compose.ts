@@ -1,6 +1,8 @@
 import type { Config } from '../config/config.js';
 import { AGENT_HEALTHCHECK, HARDENED, LABEL, ROUTER_CONTAINER_PORT, ROUTER_TMPFS_MIB } from '../conventions.js';
-import { AGENT_PORT, AGENT_TMPFS_SHORT, STOP_GRACE_PERIOD, agentServiceCore, composeHealthcheck, type AgentTarget, type ProductionOptions } from './model.js';
+import { checkTarget, composeLiteral, composeLiterals } from './escape.js';
+import { AGENT_PORT, AGENT_TMPFS_SHORT, STOP_GRACE_PERIOD, agentServiceCore, checkServiceNames, composeHealthcheck, type AgentTarget, type ProductionOptions } from './model.js';
+import { traefikRule } from './traefik.js';
 
 /** The router in front of the agents in the generated file. */
 export type RouterKind = 'nginx' | 'traefik' | 'none';
@@ -16,11 +18,16 @@ export interface ComposeOptions extends ProductionOptions {
  * deprecates). Pure. One service per agent with the local containers' hardening (non-root,
  * read-only root, cap_drop ALL, no-new-privileges), limits, healthcheck and restart policy; no
  * agent publishes a host port (only the router does), so `docker-compose up --scale <agent>=3`
- * works. Secrets are referenced through env_file when an agent has one, never inlined.
+ * works. Secrets are referenced through env_file when an agent has one, never inlined. Values from
+ * the configuration are Compose literals (`$` as `$$`); only the image tag is interpolated.
+ * @throws AppError USAGE for a target that cannot be expressed (checkTarget), an agent whose slug
+ *   is the router's service name, or a network name Compose does not accept.
  */
 export function composeDocument(config: Config, agents: readonly AgentTarget[], o: ComposeOptions): Record<string, unknown> {
+  checkServiceNames('docker-compose-agents.yml', agents, o.router !== 'none', o.network);
   const services: Record<string, unknown> = {};
   for (const a of agents) {
+    checkTarget('docker-compose-agents.yml', a);
     services[a.slug] = {
       ...agentServiceCore(a, o),
       tmpfs: [AGENT_TMPFS_SHORT],
@@ -33,7 +40,7 @@ export function composeDocument(config: Config, agents: readonly AgentTarget[], 
       pids_limit: config.resources.pids,
       stop_grace_period: STOP_GRACE_PERIOD,
       labels: {
-        ...config.labels,
+        ...composeLiterals(config.labels),
         [LABEL.managed]: 'true',
         [LABEL.agent]: a.slug,
         ...(o.router === 'traefik' ? traefikLabels(a) : {}),
@@ -50,7 +57,7 @@ export function composeDocument(config: Config, agents: readonly AgentTarget[], 
       tmpfs: ['/var/cache/nginx', '/var/run', '/tmp'].map((p) => `${p}:size=${ROUTER_TMPFS_MIB[p]}m,mode=1777`),
       restart: HARDENED.restartPolicy,
       depends_on: agents.map((a) => a.slug),
-      labels: { ...config.labels, [LABEL.managed]: 'true', [LABEL.kind]: 'router' },
+      labels: { ...composeLiterals(config.labels), [LABEL.managed]: 'true', [LABEL.kind]: 'router' },
       networks: [o.network],
     };
   } else if (o.router === 'traefik') {
@@ -76,7 +83,7 @@ export function traefikLabels(a: AgentTarget): Record<string, string> {
   const id = `nexus-${a.slug}`;
   return {
     'traefik.enable': 'true',
-    [`traefik.http.routers.${id}.rule`]: `PathPrefix(\`${a.path}/\`)`,
+    [`traefik.http.routers.${id}.rule`]: composeLiteral(traefikRule(a)),
     [`traefik.http.routers.${id}.entrypoints`]: 'web',
     [`traefik.http.routers.${id}.middlewares`]: `${id}-strip`,
     [`traefik.http.middlewares.${id}-strip.stripprefix.prefixes`]: a.path,

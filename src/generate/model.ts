@@ -2,6 +2,8 @@ import type { Config } from '../config/config.js';
 import { agentImageRef } from '../names.js';
 import type { AgentRecord } from '../registry/registry.js';
 import { AGENT_TMP, CONTAINER_PORT, HARDENED, ROUTER_PORT, STOP_GRACE_S, dialUrl, routerPath, type Healthcheck } from '../conventions.js';
+import { AppError } from '../errors.js';
+import { composeLiteral } from './escape.js';
 
 /** What the production generators need of one agent. Pure data, no I/O. */
 export interface AgentTarget {
@@ -67,7 +69,7 @@ export function agentServiceCore(a: AgentTarget, o: ProductionOptions): Record<s
     user: HARDENED.user,
     read_only: HARDENED.readOnlyRootfs,
     cap_drop: [...HARDENED.capDrop],
-    environment: { PORT: String(AGENT_PORT), LOG_LEVEL: 'info', AGENT_PUBLIC_URL: `${o.publicUrl}${a.path}` },
+    environment: { PORT: String(AGENT_PORT), LOG_LEVEL: 'info', AGENT_PUBLIC_URL: composeLiteral(`${o.publicUrl}${a.path}`) },
     ...(a.envFile ? { env_file: [`agents/${a.slug}/.env`] } : {}),
   };
 }
@@ -86,4 +88,27 @@ export function agentTargets(config: Config, records: readonly AgentRecord[], op
     path: routerPath(r.slug),
     envFile: hasEnvFile(r.slug),
   }));
+}
+
+/** Compose network names: what Docker accepts for a network name (a letter or digit, then [A-Za-z0-9_.-]). */
+const NETWORK_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+/**
+ * Refuse a file whose services or network cannot be expressed: an agent whose slug is `router`
+ * when the file also has the router service (one would silently replace the other), two agents
+ * with one slug, or a network name Docker would refuse.
+ * @throws AppError USAGE naming the file kind and the clash.
+ */
+export function checkServiceNames(file: string, agents: readonly AgentTarget[], withRouter: boolean, network: string): void {
+  if (!NETWORK_RE.test(network)) {
+    throw new AppError('USAGE', `cannot write ${file}: network name ${JSON.stringify(network.slice(0, 60))} is not a Docker network name`, { hint: 'use letters, digits, "_", "." and "-" (--network)' });
+  }
+  const seen = new Set<string>();
+  for (const a of agents) {
+    if (withRouter && a.slug === 'router') {
+      throw new AppError('USAGE', `cannot write ${file}: agent 'router' has the router service's name`, { hint: "rename the agent, or generate without a router (--router none)" });
+    }
+    if (seen.has(a.slug)) throw new AppError('USAGE', `cannot write ${file}: two agents have the slug '${a.slug}'`, { hint: 'check the registry (agent registry export)' });
+    seen.add(a.slug);
+  }
 }

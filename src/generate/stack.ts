@@ -1,6 +1,7 @@
 import type { Config } from '../config/config.js';
 import { AGENT_TMP, HARDENED, LABEL, ROUTER_CONTAINER_PORT, ROUTER_TMPFS_MIB, SWARM_HEALTHCHECK } from '../conventions.js';
-import { STOP_GRACE_PERIOD, agentServiceCore, composeHealthcheck, type AgentTarget, type ProductionOptions } from './model.js';
+import { checkTarget, composeLiterals } from './escape.js';
+import { STOP_GRACE_PERIOD, agentServiceCore, checkServiceNames, composeHealthcheck, type AgentTarget, type ProductionOptions } from './model.js';
 
 function tmpfsMount(target: string, sizeMiB: number): Record<string, unknown> {
   return { type: 'tmpfs', target, tmpfs: { size: sizeMiB * 1024 * 1024 } };
@@ -25,10 +26,13 @@ export interface StackOptions extends ProductionOptions {
  * to healthy tasks), non-root, read-only root and cap_drop. The nginx router runs on every node
  * (global) and publishes its port on the node (host mode); its configuration travels as swarm
  * `configs` (not bind mounts), so it runs on any node. Agents reach each other by service name (a VIP load-balanced by Swarm).
+ * @throws AppError USAGE as composeDocument.
  */
 export function stackDocument(config: Config, agents: readonly AgentTarget[], o: StackOptions): Record<string, unknown> {
+  checkServiceNames('the stack file', agents, true, o.network);
   const services: Record<string, unknown> = {};
   for (const a of agents) {
+    checkTarget('the stack file', a);
     services[a.slug] = {
       ...agentServiceCore(a, o),
       // Swarm ignores the short `tmpfs` key; long-syntax tmpfs mounts work (mode 1777)
@@ -37,11 +41,11 @@ export function stackDocument(config: Config, agents: readonly AgentTarget[], o:
       stop_grace_period: STOP_GRACE_PERIOD,
       networks: [o.network],
       deploy: {
-        replicas: o.replicasOf?.[a.slug] ?? o.replicas,
+        replicas: (o.replicasOf && Object.hasOwn(o.replicasOf, a.slug) ? o.replicasOf[a.slug] : undefined) ?? o.replicas,
         // DNS round robin: the name resolves to the healthy tasks and nginx balances across them
         // (as with compose), skipping dead ones; no virtual IP/IPVS in the path
         endpoint_mode: 'dnsrr',
-        labels: { ...config.labels, [LABEL.managed]: 'true', [LABEL.agent]: a.slug },
+        labels: { ...composeLiterals(config.labels), [LABEL.managed]: 'true', [LABEL.agent]: a.slug },
         update_config: { parallelism: 1, delay: '5s', order: 'start-first', failure_action: 'rollback', monitor: '15s' },
         rollback_config: { parallelism: 1, order: 'start-first' },
         restart_policy: { condition: 'any', delay: '2s', window: '30s' },
@@ -63,7 +67,7 @@ export function stackDocument(config: Config, agents: readonly AgentTarget[], o:
     networks: [o.network],
     deploy: {
       mode: 'global',
-      labels: { ...config.labels, [LABEL.managed]: 'true', [LABEL.kind]: 'router' },
+      labels: { ...composeLiterals(config.labels), [LABEL.managed]: 'true', [LABEL.kind]: 'router' },
       // stop-first: two routers cannot bind the same host port on one node
       update_config: { order: 'stop-first', failure_action: 'rollback' },
       restart_policy: { condition: 'any' },

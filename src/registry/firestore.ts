@@ -8,6 +8,7 @@ import { AppError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
 import { choosePort, portReserved } from '../ports/allocate.js';
 import { nameTaken, notFound } from './errors.js';
+import { checkRecordToWrite, parseAgentRecord } from './record.js';
 import type { AgentPatch, AgentRecord, AgentStatus, NewAgent, PortRequest, Registry } from './registry.js';
 
 const log = logger('registry');
@@ -182,9 +183,29 @@ export class FirestoreRegistry implements Registry {
     };
   }
 
-  private fromDoc(d: DocumentData): AgentRecord {
-    const tools = d.tools as { name: string; description: string; parameters: string }[] | null;
-    return {
+  /**
+   * A document as an AgentRecord, checked by the record schema (documents may have been written by
+   * anyone with access to the database).
+   * @throws AppError REGISTRY_CORRUPT naming the document and its first bad field.
+   */
+  private fromDoc(id: string, d: DocumentData): AgentRecord {
+    const where = `${this.target}: ${this.prefix}agents/${id}`;
+    const hint = `fix or delete that document in the Firebase console; nothing was changed`;
+    let tools: unknown = undefined;
+    if (Array.isArray(d.tools)) {
+      tools = d.tools.map((t: { name?: unknown; description?: unknown; parameters?: unknown }, i: number) => {
+        let parameters: unknown = t?.parameters;
+        if (typeof parameters === 'string') {
+          try {
+            parameters = JSON.parse(parameters);
+          } catch {
+            throw new AppError('REGISTRY_CORRUPT', `${where}: field 'tools.${i}.parameters' is not valid JSON`, { hint, details: { field: `tools.${i}.parameters` } });
+          }
+        }
+        return { name: t?.name, description: t?.description, parameters };
+      });
+    } else if (d.tools !== null && d.tools !== undefined) tools = d.tools;
+    const candidate = {
       name: d.name,
       slug: d.slug,
       description: d.description,
@@ -196,12 +217,17 @@ export class FirestoreRegistry implements Registry {
       desired: d.desired,
       status: d.status,
       ...(d.image ? { image: d.image } : {}),
-      ...(tools ? { tools: tools.map((t) => ({ name: t.name, description: t.description, parameters: JSON.parse(t.parameters) as Record<string, unknown> })) } : {}),
+      ...(tools !== undefined ? { tools } : {}),
       ...(d.marketplace ? { marketplace: d.marketplace } : {}),
       ...(d.lastError ? { lastError: d.lastError } : {}),
       createdAt: toIso(d.createdAt),
       updatedAt: toIso(d.updatedAt),
     };
+    const record = parseAgentRecord(candidate, this.target, 'REGISTRY_CORRUPT', hint, `${this.prefix}agents/${id}`);
+    if (record.slug !== id) {
+      throw new AppError('REGISTRY_CORRUPT', `${where}: field 'slug' does not match the document id`, { hint, details: { field: 'slug' } });
+    }
+    return record;
   }
 
   private history(tx: Transaction, slug: string, event: HistoryEvent, status: AgentStatus | null): void {
@@ -236,6 +262,7 @@ export class FirestoreRegistry implements Registry {
       const reserved = new Map(ports.docs.map((d) => [Number(d.id), String(d.data().agent)] as const));
       const chosen = await choosePort({ ...portReq, reserved });
       const rec = { ...agent, port: chosen, desired: 'stopped' as const, status: 'created' as const };
+      checkRecordToWrite({ ...rec, createdAt: '', updatedAt: '' });
       tx.create(this.ports().doc(String(chosen)), { agent: agent.slug, createdAt: FieldValue.serverTimestamp() });
       tx.create(ref, { ...this.toDoc(rec), createdAt: FieldValue.serverTimestamp(), updatedAt: FieldValue.serverTimestamp() });
       this.history(tx, agent.slug, 'created', 'created');
@@ -248,14 +275,14 @@ export class FirestoreRegistry implements Registry {
   async get(slug: string): Promise<AgentRecord | undefined> {
     return this.op(`get ${slug}`, async () => {
       const snap = await this.agents().doc(slug).get();
-      return snap.exists ? this.fromDoc(snap.data()!) : undefined;
+      return snap.exists ? this.fromDoc(snap.id, snap.data()!) : undefined;
     });
   }
 
   async list(): Promise<AgentRecord[]> {
     return this.op('list', async () => {
       const snap = await this.agents().orderBy('port').get();
-      return snap.docs.map((d) => this.fromDoc(d.data()));
+      return snap.docs.map((d) => this.fromDoc(d.id, d.data()));
     });
   }
 
@@ -265,8 +292,8 @@ export class FirestoreRegistry implements Registry {
         const ref = this.agents().doc(slug);
         const snap = await tx.get(ref);
         if (!snap.exists) throw notFound(slug);
-        const current = this.fromDoc(snap.data()!);
-        const next = { ...current, ...patch };
+        const current = this.fromDoc(snap.id, snap.data()!);
+        const next = checkRecordToWrite({ ...current, ...patch });
         const fields: DocumentData = { ...this.toDoc(next), updatedAt: FieldValue.serverTimestamp() };
         // an explicit `undefined` in the patch clears the field
         for (const [k, v] of Object.entries(patch)) if (v === undefined) fields[k] = FieldValue.delete();

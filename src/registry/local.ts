@@ -8,18 +8,25 @@ import { AppError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
 import { choosePort } from '../ports/allocate.js';
 import { nameTaken, notFound } from './errors.js';
+import { checkRecordToWrite, parseAgentRecord } from './record.js';
 import type { AgentPatch, AgentRecord, NewAgent, PortRequest, Registry } from './registry.js';
 
 const log = logger('registry');
 
-/** On-disk shape of .nexus/registry.json (version 1). */
+/** On-disk shape of .nexus/registry.json (version 1); each record is then checked by parseAgentRecord. */
 const fileSchema = z.object({
   version: z.literal(1),
-  agents: z.record(z.string(), z.custom<AgentRecord>((v) => typeof v === 'object' && v !== null)),
+  agents: z.record(z.string(), z.unknown()),
 });
-type RegistryFile = z.infer<typeof fileSchema>;
+/** `agents` has no prototype: a slug such as `constructor` never finds Object.prototype's members. */
+interface RegistryFile {
+  version: 1;
+  agents: Record<string, AgentRecord>;
+}
 
-const EMPTY: RegistryFile = { version: 1, agents: {} };
+function emptyFile(): RegistryFile {
+  return { version: 1, agents: Object.create(null) as Record<string, AgentRecord> };
+}
 
 /**
  * The embedded registry: one JSON file, `<workspace>/.nexus/registry.json`.
@@ -46,8 +53,17 @@ export class LocalRegistry implements Registry {
     try {
       text = await readFile(this.path, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return structuredClone(EMPTY);
-      throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return emptyFile();
+      if (code === 'EISDIR') {
+        throw new AppError('REGISTRY_CORRUPT', `${this.path} is a directory, not the registry file`, {
+          hint: 'move that directory away (the registry is a JSON file); nothing was changed',
+        });
+      }
+      throw new AppError('REGISTRY_UNREACHABLE', `cannot read ${this.path}: ${code ?? messageOf(err)}`, {
+        hint: 'check the permissions of the workspace and its .nexus folder',
+        cause: err,
+      });
     }
     let data: unknown;
     try {
@@ -63,7 +79,16 @@ export class LocalRegistry implements Registry {
         hint: 'it was written by another version of this tool; it was not changed',
       });
     }
-    return parsed.data;
+    const file = emptyFile();
+    const hint = `fix or remove that record in ${this.path} (or restore a backup); the file was not changed`;
+    for (const [key, value] of Object.entries(parsed.data.agents)) {
+      const record = parseAgentRecord(value, this.path, 'REGISTRY_CORRUPT', hint, key);
+      if (record.slug !== key) {
+        throw new AppError('REGISTRY_CORRUPT', `${this.path}: agent '${record.slug}' is filed under another key (${JSON.stringify(key.slice(0, 60))})`, { hint, details: { field: 'slug' } });
+      }
+      file.agents[key] = record;
+    }
+    return file;
   }
 
   private async write(data: RegistryFile): Promise<void> {
@@ -98,14 +123,14 @@ export class LocalRegistry implements Registry {
 
   async create(agent: NewAgent, portReq: PortRequest): Promise<AgentRecord> {
     return this.withLock(async (data) => {
-      const existing = data.agents[agent.slug];
+      const existing = Object.hasOwn(data.agents, agent.slug) ? data.agents[agent.slug] : undefined;
       if (existing) {
         throw nameTaken(agent.slug, existing.name);
       }
       const reserved = new Map(Object.values(data.agents).map((a) => [a.port, a.slug] as const));
       const port = await choosePort({ ...portReq, reserved });
       const now = isoNow(this.clock);
-      const record: AgentRecord = { ...agent, port, desired: 'stopped', status: 'created', createdAt: now, updatedAt: now };
+      const record = checkRecordToWrite({ ...agent, port, desired: 'stopped', status: 'created', createdAt: now, updatedAt: now });
       data.agents[agent.slug] = record;
       log.debug({ agent: agent.slug, port }, 'created record');
       return { data, result: record };
@@ -113,7 +138,8 @@ export class LocalRegistry implements Registry {
   }
 
   async get(slug: string): Promise<AgentRecord | undefined> {
-    return (await this.read()).agents[slug];
+    const { agents } = await this.read();
+    return Object.hasOwn(agents, slug) ? agents[slug] : undefined;
   }
 
   async list(): Promise<AgentRecord[]> {
@@ -122,9 +148,9 @@ export class LocalRegistry implements Registry {
 
   async update(slug: string, patch: AgentPatch): Promise<AgentRecord> {
     return this.withLock(async (data) => {
-      const current = data.agents[slug];
+      const current = Object.hasOwn(data.agents, slug) ? data.agents[slug] : undefined;
       if (!current) throw notFound(slug);
-      const next: AgentRecord = { ...current, ...patch, updatedAt: isoNow(this.clock) };
+      const next = checkRecordToWrite({ ...current, ...patch, updatedAt: isoNow(this.clock) });
       data.agents[slug] = next;
       return { data, result: next };
     });
@@ -132,7 +158,7 @@ export class LocalRegistry implements Registry {
 
   async remove(slug: string): Promise<boolean> {
     return this.withLock(async (data) => {
-      if (!data.agents[slug]) return { result: false };
+      if (!Object.hasOwn(data.agents, slug)) return { result: false };
       delete data.agents[slug];
       return { data, result: true };
     });

@@ -50,7 +50,8 @@ export interface CapabilityPlan {
 export function planCapabilities(input: readonly string[]): CapabilityPlan {
   const caps = [...new Set(input.map((c) => c.trim().toLowerCase().replace(/-/g, '_')).filter(Boolean))];
   if (caps.length === 0) caps.push('general');
-  const unknown = caps.filter((c) => !(c in CAPABILITIES));
+  // own keys only: `constructor` or `__proto__` must not find Object.prototype's members
+  const unknown = caps.filter((c) => !Object.hasOwn(CAPABILITIES, c));
   if (unknown.length > 0) {
     throw new AppError('CAPABILITY_UNKNOWN', `unknown capabilit${unknown.length > 1 ? 'ies' : 'y'}: ${unknown.join(', ')}`, {
       hint: `use some of: ${Object.keys(CAPABILITIES).join(', ')}`,

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Handlebars from 'handlebars';
 import { AppError } from '../errors.js';
+import { commentText, markdownCode, markdownInline, shellWord } from '../generate/escape.js';
 import { TEMPLATE_DIR } from '../paths.js';
 import type { StarterTool } from './capabilities.js';
 
@@ -31,7 +32,12 @@ export interface AgentManifest {
 }
 
 const hb = Handlebars.create();
+// each output language gets its own quoting (src/generate/escape.ts); templates use noEscape
 hb.registerHelper('json', (v: unknown) => JSON.stringify(v));
+hb.registerHelper('md', (v: unknown) => markdownInline(String(v)));
+hb.registerHelper('mdcode', (v: unknown) => markdownCode(String(v)));
+hb.registerHelper('sh', (v: unknown) => shellWord(commentText(String(v))));
+hb.registerHelper('line', (v: unknown) => commentText(String(v)));
 
 /** `process_data` -> `processData`. */
 export function toolIdent(tool: string): string {

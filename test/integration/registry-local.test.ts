@@ -18,14 +18,14 @@ describe('LocalRegistry on disk', () => {
     await writeFile(join(dir, '.nexus/registry.json'), '{"version": 1, "agents": {');
     const r = new LocalRegistry(dir);
     await expect(r.list()).rejects.toMatchObject({ code: 'REGISTRY_CORRUPT' });
-    await expect(r.create({ name: 'A', slug: 'a', description: '', capabilities: [], category: '', model: '', version: '' }, { range: { from: 1, to: 2 }, isHostPortFree: async () => true })).rejects.toMatchObject({ code: 'REGISTRY_CORRUPT' });
+    await expect(r.create({ name: 'A', slug: 'a', description: '', capabilities: ['data'], category: 'data', model: 'none', version: '0.1.0' }, { range: { from: 1, to: 2 }, isHostPortFree: async () => true })).rejects.toMatchObject({ code: 'REGISTRY_CORRUPT' });
     expect(await readFile(join(dir, '.nexus/registry.json'), 'utf8')).toBe('{"version": 1, "agents": {');
   });
 
   it('writes atomically (no temp files left) with owner-only permissions', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'nexus-reg-'));
     const r = new LocalRegistry(dir);
-    await r.create({ name: 'A', slug: 'a', description: '', capabilities: [], category: '', model: '', version: '' }, { range: { from: 9600, to: 9601 }, isHostPortFree: async () => true });
+    await r.create({ name: 'A', slug: 'a', description: '', capabilities: ['data'], category: 'data', model: 'none', version: '0.1.0' }, { range: { from: 9600, to: 9601 }, isHostPortFree: async () => true });
     expect((await readdir(join(dir, '.nexus'))).sort()).toEqual(['registry.json']);
     const { stat } = await import('node:fs/promises');
     expect((await stat(join(dir, '.nexus/registry.json'))).mode & 0o777).toBe(0o600);
