@@ -40,19 +40,23 @@ export interface FleetDeps {
   probe?: AgentProbe;
 }
 
-const emitters = new WeakMap<FleetDeps, Emit>();
+const emitters = new WeakMap<object, Emit>();
+const silent: Emit = () => undefined;
 
 /**
- * The event emitter of a deps object (one per deps, so `seq` runs across a whole command). Sends
- * to `onEvent`; without it, to `onProgress` as `{agent, phase: action or outcome, message}`.
+ * The event emitter of a deps' sink (one per sink, so `seq` runs across a whole command even when
+ * a use case copies its deps). Sends to `onEvent`; without it, to `onProgress` as
+ * `{agent, phase: action or outcome, message}`.
  */
 export function emitterOf(deps: FleetDeps): Emit {
-  let e = emitters.get(deps);
+  const key = deps.onEvent ?? deps.onProgress;
+  if (!key) return silent;
+  let e = emitters.get(key);
   if (!e) {
     const legacy = deps.onProgress;
     const sink = deps.onEvent ?? (legacy ? (ev: FleetEvent) => legacy({ ...(ev.agent ? { agent: ev.agent } : {}), phase: ev.kind === 'action' ? `${ev.action}` : (ev.outcome ?? ev.phase), ...(ev.message ? { message: ev.message } : ev.error ? { message: ev.error.message } : {}) }) : undefined);
     e = eventEmitter(sink, deps.clock);
-    emitters.set(deps, e);
+    emitters.set(key, e);
   }
   return e;
 }

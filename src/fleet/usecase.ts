@@ -50,12 +50,12 @@ export const routerPort = (description: string): OptionDecl => ({ flags: '--rout
 export const fleet = () => import('./manager.js');
 export const allAgents = async (_: unknown, deps: FleetDeps) => (await deps.registry.list()).length;
 
-/** start, restart: every agent healthy is 0; the one agent named failing is 5 (unhealthy); else 6 (partial). */
+/** start, restart: every agent healthy is OK; the one agent named failing is UNHEALTHY; else PARTIAL (src/errors.ts ExitCode). */
 export function startExitCode(r: { agents: unknown[]; failed: number }): number {
   return r.failed === 0 ? ExitCode.OK : r.failed === r.agents.length && r.agents.length === 1 ? ExitCode.UNHEALTHY : ExitCode.PARTIAL;
 }
 
-/** register: all listed is 0; one agent refused (not healthy) is 5; a marketplace error on one is 9; else 6. */
+/** register: all listed is OK; one agent refused (not healthy) is UNHEALTHY; a marketplace error on one is MARKETPLACE; else PARTIAL. */
 export function registerExitCode(r: { failed: number; agents: { outcome: string; error?: { code: string } | undefined }[] }): number {
   const single = r.agents.length === 1 ? r.agents[0] : undefined;
   return r.failed === 0 ? ExitCode.OK : single?.outcome === 'refused' ? ExitCode.UNHEALTHY : single?.error?.code.startsWith('MARKETPLACE') ? ExitCode.MARKETPLACE : ExitCode.PARTIAL;
