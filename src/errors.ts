@@ -49,6 +49,18 @@ export const ErrorCodes = {
   MARKETPLACE_AUTH: { exitCode: ExitCode.MARKETPLACE, httpStatus: 502 },
   MARKETPLACE_REJECTED: { exitCode: ExitCode.MARKETPLACE, httpStatus: 502 },
   MARKETPLACE_ERROR: { exitCode: ExitCode.MARKETPLACE, httpStatus: 502 },
+  // the manager (`agent serve`, src/server/): HTTP-facing codes and its token store
+  BAD_REQUEST: { exitCode: ExitCode.USAGE, httpStatus: 400 },
+  UNAUTHORIZED: { exitCode: ExitCode.USAGE, httpStatus: 401 },
+  FORBIDDEN: { exitCode: ExitCode.USAGE, httpStatus: 403 },
+  ROUTE_NOT_FOUND: { exitCode: ExitCode.NOT_FOUND, httpStatus: 404 },
+  TOKEN_NOT_FOUND: { exitCode: ExitCode.NOT_FOUND, httpStatus: 404 },
+  PAYLOAD_TOO_LARGE: { exitCode: ExitCode.USAGE, httpStatus: 413 },
+  UNSUPPORTED_MEDIA_TYPE: { exitCode: ExitCode.USAGE, httpStatus: 415 },
+  RATE_LIMITED: { exitCode: ExitCode.CONFLICT, httpStatus: 429 },
+  AGENT_UNAVAILABLE: { exitCode: ExitCode.UNHEALTHY, httpStatus: 503 },
+  MANAGER_KEY_INSECURE: { exitCode: ExitCode.USAGE, httpStatus: 500 },
+  SERVE_HOST_UNPROTECTED: { exitCode: ExitCode.USAGE, httpStatus: 400 },
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
 
