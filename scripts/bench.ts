@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only | --router-only | --protocols-only | --gateway-only (print, no file)]
+ * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only | --router-only | --protocols-only | --gateway-only | --cli-only (print, no file)]
  *
  * Measures, in one run on this machine, for N agents on the same (already built) images:
  *  1. `agent start-all` from no containers to all healthy (the real CLI, as a user runs it);
@@ -12,7 +12,9 @@
  *  7. /execute requests/s and p50/p99 latency direct vs through the generated nginx;
  *  8. one tool call over /execute, A2A message:send and MCP tools/call on the same agent;
  *  9. the manager's gateway vs a direct call to the same agent runtime (no Docker: both in child
- *     processes of this script, `--role runtime|gateway`).
+ *     processes of this script, `--role runtime|gateway`);
+ * 10. (--cli-only) CLI overhead of `list` and `create` with the local registry: the built CLI's
+ *     wall time minus the same use case run warm in-process (its engine and registry calls).
  * Rounds are interleaved and the median is reported. Results go to BENCHMARKS.md.
  * Only loopback traffic; every container, image and file it makes is removed at the end.
  */
@@ -554,11 +556,54 @@ Target: under 2 MB added: ${verdict(addedBytes < 2e6)}.
   }
 }
 
+/**
+ * CLI overhead: `node bin/agent.mjs list|create` (the built dist/ CLI, as `npm run agent` runs it)
+ * wall time, minus the same use case run warm in this process (what the command itself does).
+ * Empty workspace, local registry; median of `rounds` runs each. Milliseconds.
+ */
+async function cliBench(rounds: number): Promise<string> {
+  const ws = await mkdtemp(join(tmpdir(), 'nexus-bench-cli-'));
+  const env = { ...process.env, NEXUS_WORKSPACE: ws, NEXUS_LOG_LEVEL: 'warn' };
+  const wall = async (...argv: string[]) => {
+    const t = performance.now();
+    await new Promise<void>((resolve) => spawn(process.execPath, [join(PACKAGE_ROOT, 'bin/agent.mjs'), ...argv], { env, stdio: 'ignore' }).on('close', () => resolve()));
+    return performance.now() - t;
+  };
+  const { openFleet } = await import('../src/fleet/open.js');
+  await using fleet = await openFleet(loadConfig(ws, env), env);
+  const inProcess = async (fn: () => Promise<unknown>) => {
+    await fn(); // warm: modules loaded, engine connected
+    const t = performance.now();
+    await fn();
+    return performance.now() - t;
+  };
+  const rows: string[] = [];
+  const listWall: number[] = [];
+  const listCalls: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    listWall.push(await wall('list'));
+    listCalls.push(await inProcess(() => (async () => (await import('../src/fleet/list.js')).listAgents(fleet.deps))()));
+  }
+  rows.push(`| list | ${median(listWall).toFixed(0)} | ${median(listCalls).toFixed(0)} | ${(median(listWall) - median(listCalls)).toFixed(0)} |`);
+  const createWall: number[] = [];
+  const createCalls: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    createWall.push(await wall('create', '--name', `CliBench${i}`));
+    const t = performance.now();
+    await createAgent(fleet.deps, { name: `InProc${i}` });
+    createCalls.push(performance.now() - t);
+  }
+  rows.push(`| create | ${median(createWall).toFixed(0)} | ${median(createCalls.slice(1)).toFixed(0)} | ${(median(createWall) - median(createCalls.slice(1))).toFixed(0)} |`);
+  await rm(ws, { recursive: true, force: true });
+  return ['| command | CLI wall ms | use case in-process ms | CLI overhead ms |', '|---|---|---|---|', ...rows].join('\n');
+}
+
 if (args.includes('--role')) {
   // a gateway-bench child: serves until the parent kills it
   await gatewayBenchChild(args[args.indexOf('--role') + 1]!);
 } else {
-  if (args.includes('--registry-only')) console.log(await registryBench(opt('records', 100)));
+  if (args.includes('--cli-only')) console.log(await cliBench(opt('rounds', 5)));
+  else if (args.includes('--registry-only')) console.log(await registryBench(opt('records', 100)));
   else if (args.includes('--router-only')) console.log(await routerBench(opt('seconds', 5)));
   else if (args.includes('--protocols-only')) console.log(await protocolBench(opt('seconds', 3)));
   else if (args.includes('--gateway-only')) console.log(await gatewayBench(opt('seconds', 3), ROUNDS));
