@@ -58,9 +58,12 @@ export const ErrorCodes = {
   PAYLOAD_TOO_LARGE: { exitCode: ExitCode.USAGE, httpStatus: 413 },
   UNSUPPORTED_MEDIA_TYPE: { exitCode: ExitCode.USAGE, httpStatus: 415 },
   RATE_LIMITED: { exitCode: ExitCode.CONFLICT, httpStatus: 429 },
-  AGENT_UNAVAILABLE: { exitCode: ExitCode.UNHEALTHY, httpStatus: 503 },
   MANAGER_KEY_INSECURE: { exitCode: ExitCode.USAGE, httpStatus: 500 },
   SERVE_HOST_UNPROTECTED: { exitCode: ExitCode.USAGE, httpStatus: 400 },
+  // the gateway (src/server/gateway/)
+  AGENT_UNAVAILABLE: { exitCode: ExitCode.UNHEALTHY, httpStatus: 503 },
+  AGENT_CALL_FAILED: { exitCode: ExitCode.UNHEALTHY, httpStatus: 502 },
+  AGENT_TIMEOUT: { exitCode: ExitCode.UNHEALTHY, httpStatus: 504 },
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
 
@@ -70,6 +73,8 @@ export interface AppErrorOptions {
   cause?: unknown;
   /** Structured context (agent slug, port, ...) for --json output and logs. Never secrets. */
   details?: Record<string, unknown>;
+  /** Seconds after which a retry may succeed (HTTP Retry-After), e.g. on AGENT_UNAVAILABLE. */
+  retryAfterS?: number;
 }
 
 export class AppError extends Error {
@@ -78,6 +83,7 @@ export class AppError extends Error {
   readonly httpStatus: number;
   readonly hint: string | undefined;
   readonly details: Record<string, unknown> | undefined;
+  readonly retryAfterS: number | undefined;
 
   constructor(code: ErrorCode, message: string, opts: AppErrorOptions = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
@@ -87,6 +93,7 @@ export class AppError extends Error {
     this.httpStatus = ErrorCodes[code].httpStatus;
     this.hint = opts.hint;
     this.details = opts.details;
+    this.retryAfterS = opts.retryAfterS;
   }
 
   toJSON(): { code: ErrorCode; message: string; hint?: string; details?: Record<string, unknown> } {

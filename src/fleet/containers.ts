@@ -72,3 +72,18 @@ export function planContainer(desiredHash: string, observed: readonly ContainerI
   if (first.state === 'removing' || first.state === 'dead') return { action: 'recreate', remove: [first.id, ...extraIds] };
   return { action: 'start', id: first.id, remove: extraIds };
 }
+
+/**
+ * Replica `n` (>= 1) of an agent (pure): the agent's spec without a host port, on the workspace
+ * `network` with the slug as DNS alias, advertising the router's URL `routedUrl`.
+ */
+export function replicaContainerSpec(config: Config, record: AgentRecord, image: { ref: string; id: string }, n: number, network: string, routedUrl: string): ContainerSpec {
+  const spec = agentContainerSpec(config, record, image);
+  spec.name = containerName(record.slug, n, config.project);
+  spec.labels[LABEL.replica] = String(n);
+  spec.hostPort = undefined;
+  spec.network = network;
+  spec.networkAliases = [record.slug];
+  spec.env.AGENT_PUBLIC_URL = routedUrl;
+  return spec;
+}

@@ -4,7 +4,8 @@ import { hostPortProbe } from '../ports/probe.js';
 import { validateAgentName } from '../names.js';
 import { agentUrl, type FleetDeps } from './context.js';
 import { request } from './http.js';
-import { createAgent, startAgents, type StartOutcome } from './manager.js';
+import { createAgent } from './create.js';
+import { startAgents, type StartOutcome } from './start.js';
 
 /**
  * A PNG of black text on white, drawn by sharp (librsvg, host fonts) from an SVG: what the demo's

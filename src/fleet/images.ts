@@ -9,8 +9,8 @@ import type { ImageInfo } from '../engine/engine.js';
 import { agentImageRef, baseImageRef, HOST_NODE_IMAGE_REPO } from '../names.js';
 import { agentDir, DOCKERFILE_AGENT, RUNTIME_IMAGE_FILES } from '../paths.js';
 import type { AgentRecord } from '../registry/registry.js';
-import { readManifest } from '../scaffold/render.js';
-import { bundleAgent, bundleRuntime, runtimeSourceHash, sha256 } from './bundle.js';
+import { readManifest, type AgentManifest } from '../scaffold/render.js';
+import { bundleAgent, bundleRuntime, runtimeSourceHash, sha256, type AgentBundle } from './bundle.js';
 import { copyLayer, installDependencies, missingHostLibraries, readAgentPackage, type DependencySet } from './dependencies.js';
 import type { FleetDeps } from './context.js';
 
@@ -158,7 +158,7 @@ export function dependencyImageRef(slug: string, tag: string, project?: string):
 async function ensureDependencyImage(deps: FleetDeps, record: AgentRecord, base: BaseImage, set: DependencySet): Promise<DependencyImage> {
   const { engine, config } = deps;
   const ref = dependencyImageRef(record.slug, config.images.tag, config.project);
-  const hash = sha256(DEPS_LAYER_REVISION, set.lockHash, JSON.stringify(set.external), base.id);
+  const hash = sha256(dependencyKey(set), base.id);
   const existing = await engine.inspectImage(ref);
   if (existing && existing.labels[LABEL.depsHash] === hash) return { ref, id: existing.id, external: set.external, built: false };
   deps.onProgress?.({ agent: record.slug, phase: 'build', message: `building the dependency layer ${ref} (${set.external.join(', ')})` });
@@ -185,17 +185,30 @@ async function ensureDependencyImage(deps: FleetDeps, record: AgentRecord, base:
   return { ref, id: img.id, external: set.external, built: true };
 }
 
+/** What an agent's image is made from, and the hash that names it (see agentSource). */
+export interface AgentSource {
+  manifest: AgentManifest;
+  bundle: AgentBundle;
+  /** The installed dependencies, when the agent has a package.json with dependencies. */
+  dependencies?: DependencySet;
+  /** sha256(bundle, manifest, base id, dependency layer key): the agent image's source-hash label. */
+  sourceHash: string;
+}
+
+/** Cache key of a dependency layer on a given base: layout revision, lockfile, external packages. */
+function dependencyKey(set: DependencySet): string {
+  return sha256(DEPS_LAYER_REVISION, set.lockHash, JSON.stringify(set.external));
+}
+
 /**
- * Ensure the agent's image exists for its current source: install its npm dependencies on the
- * host when it has a package.json (cached by lockfile), keep the packages esbuild cannot inline
- * external in a dependency layer (see ensureDependencyImage), bundle agents/<slug>/ (esbuild),
- * hash bundle + manifest + parent image id, and build `FROM <deps or base>` + one COPY of the code
- * only when the hash differs from the existing image's source-hash label. Everything that can fail
- * (install, load check, bundle) runs before an image is tagged or a container touched.
- * @throws AppError BUILD_FAILED (missing source, a dependency that cannot be installed or loaded, compile error, docker build error)
+ * Everything an agent image is made from, without building an image: its manifest, its npm
+ * dependencies installed on the host (cached by lockfile, see installDependencies), its bundle with
+ * the packages esbuild cannot inline left external, and the source hash over all of it. The one
+ * place this hash is computed (ensureAgentImage labels images with it; desire.ts compares it).
+ * @throws AppError BUILD_FAILED (missing source, a dependency that cannot be installed or loaded, compile error)
  */
-export async function ensureAgentImage(deps: FleetDeps, record: AgentRecord, base: BaseImage): Promise<AgentImage> {
-  const { engine, config } = deps;
+export async function agentSource(deps: FleetDeps, record: AgentRecord, base: { id: string }): Promise<AgentSource> {
+  const { config } = deps;
   const dir = agentDir(config.workspace, record.slug);
   if (!existsSync(dir)) {
     throw new AppError('BUILD_FAILED', `source folder ${dir} of agent '${record.name}' is missing`, {
@@ -211,15 +224,30 @@ export async function ensureAgentImage(deps: FleetDeps, record: AgentRecord, bas
   }
   deps.onProgress?.({ agent: record.slug, phase: 'bundle' });
   const bundle = await bundleAgent(dir, set ? { external: set.external, nodeModules: set.nodeModules } : {});
+  const layerKey = set?.external.length ? dependencyKey(set) : '';
+  const sourceHash = sha256(bundle.hash, JSON.stringify(manifest), base.id, layerKey);
+  return { manifest, bundle, ...(set ? { dependencies: set } : {}), sourceHash };
+}
+
+/**
+ * Ensure the agent's image exists for its current source (agentSource): when it ships packages
+ * esbuild cannot inline, their dependency layer first (ensureDependencyImage), then
+ * `FROM <deps or base>` + one COPY of the code, built only when the source hash differs from the
+ * existing image's source-hash label. Everything that can fail (install, load check, bundle) runs
+ * before an image is tagged or a container touched.
+ * @throws AppError BUILD_FAILED (missing source, a dependency that cannot be installed or loaded, compile error, docker build error)
+ */
+export async function ensureAgentImage(deps: FleetDeps, record: AgentRecord, base: BaseImage): Promise<AgentImage> {
+  const { engine, config } = deps;
+  const { manifest, bundle, dependencies: set, sourceHash } = await agentSource(deps, record, base);
+  const ref = agentImageRef(record.slug, config.images.tag, config.project);
+  const existing = await engine.inspectImage(ref);
+  const memory = manifest.resources?.memoryMiB ? { memoryMiB: manifest.resources.memoryMiB } : {};
+  if (existing && existing.labels[LABEL.sourceHash] === sourceHash) {
+    return { ref, id: existing.id, sourceHash, built: false, ...memory };
+  }
   const layer = set?.external.length ? await ensureDependencyImage(deps, record, base, set) : undefined;
   const parent = layer ?? base;
-  const sourceHash = sha256(bundle.hash, JSON.stringify(manifest), parent.id);
-  const ref = agentImageRef(record.slug, config.images.tag, config.project);
-  const extra = { ...(manifest.resources?.memoryMiB ? { memoryMiB: manifest.resources.memoryMiB } : {}), ...(layer ? { dependencies: layer } : {}) };
-  const existing = await engine.inspectImage(ref);
-  if (existing && existing.labels[LABEL.sourceHash] === sourceHash) {
-    return { ref, id: existing.id, sourceHash, built: false, ...extra };
-  }
   deps.onProgress?.({ agent: record.slug, phase: 'build', message: `building ${ref}` });
   const img: ImageInfo = await withTempDir(async (ctx) => {
     const app = join(ctx, 'app');
@@ -238,11 +266,12 @@ export async function ensureAgentImage(deps: FleetDeps, record: AgentRecord, bas
         [LABEL.kind]: 'agent-image',
         [LABEL.agent]: record.slug,
         [LABEL.sourceHash]: sourceHash,
+        ...(memory.memoryMiB ? { [LABEL.memoryMiB]: String(memory.memoryMiB) } : {}),
         'org.opencontainers.image.title': record.name,
         'org.opencontainers.image.version': manifest.version,
       },
     });
   });
   if (existing && existing.id !== img.id) await engine.removeImage(existing.id).catch(() => undefined);
-  return { ref, id: img.id, sourceHash, built: true, ...extra };
+  return { ref, id: img.id, sourceHash, built: true, ...memory, ...(layer ? { dependencies: layer } : {}) };
 }

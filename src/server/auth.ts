@@ -62,7 +62,7 @@ async function spend(limiter: Limiter, req: FastifyRequest, reply: FastifyReply,
   if (r.isExceeded) {
     throw new AppError('RATE_LIMITED', `rate limit of ${r.max} requests per minute per ${what} exceeded`, {
       hint: `retry after ${r.ttlInSeconds} s`,
-      details: { retryAfterSeconds: r.ttlInSeconds },
+      retryAfterS: r.ttlInSeconds,
     });
   }
 }

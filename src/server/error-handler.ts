@@ -26,7 +26,7 @@ export function errorReply(err: unknown): { status: number; code: string; messag
  * The root error handler and not-found handler (style: fastify's lib/errors.js, one registry in
  * src/errors.ts). Answers `{"error": {"code", "message"[, "hint"]}}`:
  * - AppError: its code and httpStatus (deliberate: 401, 403, 404, 429, 503 AGENT_UNAVAILABLE, ...);
- *   `details.retryAfterSeconds` (a number) becomes a Retry-After header;
+ *   its `retryAfterS` (seconds; rate limits, AGENT_UNAVAILABLE) becomes a Retry-After header;
  * - schema validation errors: 400 BAD_REQUEST with the validator's message;
  * - fastify's own 4xx (bad JSON, 413, 415): passed through with a code from the status;
  * - anything else: logged, and masked as 500 INTERNAL "internal error".
@@ -36,7 +36,7 @@ export function installErrorHandler(app: FastifyInstance): void {
     const r = errorReply(err);
     if (r.status >= 500 && !(err instanceof AppError)) req.log.error({ err }, 'request failed');
     if (r.status === 401) reply.header('www-authenticate', 'Bearer realm="nexus-manager"');
-    const retry = err instanceof AppError ? err.details?.retryAfterSeconds : undefined;
+    const retry = err instanceof AppError ? err.retryAfterS : undefined;
     if (typeof retry === 'number') reply.header('retry-after', String(Math.max(1, Math.ceil(retry))));
     return reply.code(r.status).send({ error: { code: r.code, message: r.message, ...(r.hint ? { hint: r.hint } : {}) } });
   });

@@ -42,7 +42,7 @@ export function probeRoutes(slow?: { wait: () => Promise<void> }) {
       throw new Error('connect ECONNREFUSED db password=hunter2');
     });
     app.get('/probe/unavailable', { config: { scope: 'viewer' }, schema: { response: withErrors({ 200: Ok, 503: ErrorBody }) } }, async () => {
-      throw new AppError('AGENT_UNAVAILABLE', 'no healthy replica of agent x', { details: { retryAfterSeconds: 5 } });
+      throw new AppError('AGENT_UNAVAILABLE', 'no healthy replica of agent x', { retryAfterS: 5 });
     });
     app.get('/probe/slow', { config: { scope: 'viewer' }, schema: r }, async () => {
       await slow?.wait();

@@ -120,6 +120,8 @@ describe('the demo capabilities do real work in their containers', () => {
     expect(idle).toBeLessThanOrEqual(32);
     const [c] = (await workspaceContainers(ws.dir)).filter((x) => x.Labels['dev.nexus-delta.agent'] === 'image-agent');
     expect((await docker.getContainer(c!.Id).inspect()).HostConfig.Memory).toBe(256 * 2 ** 20);
+    // the plan sees the same limit (image label) and the same source hash (dependency layer included): nothing drifts
+    expect((await startAgents(ws.deps, ['ImageAgent', 'PixAgent'])).agents.map((a) => a.outcome)).toEqual(['unchanged', 'unchanged']);
   });
 
   it('CodeAgent (programming) reports a syntax error at its line and formats code; idle at or under 32 MiB', async () => {
