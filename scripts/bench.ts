@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only | --router-only | --protocols-only | --gateway-only | --idle-only (print, no file)]
+ * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only | --router-only | --protocols-only | --gateway-only | --cli-only | --idle-only (print, no file)]
  *
  * Measures, in one run on this machine, for N agents on the same (already built) images:
  *  1. `agent start-all` from no containers to all healthy (the real CLI, as a user runs it);
@@ -12,8 +12,11 @@
  *  7. /execute requests/s and p50/p99 latency direct vs through the generated nginx;
  *  8. one tool call over /execute, A2A message:send and MCP tools/call on the same agent;
  *  9. the manager's gateway vs a direct call to the same agent runtime (no Docker: both in child
- *     processes of this script, `--role runtime|gateway`).
- * 10. idle CPU (the container cgroup's CPU accounting, v2 cpu.stat usage_usec or v1
+ *     processes of this script, `--role runtime|gateway`);
+ * 10. (--cli-only) CLI overhead of `list` and `create` with the local registry: the built CLI's
+ *     wall time minus the same use case run warm in-process (its engine and registry calls).
+ * 11. agents with npm dependencies: image sizes, dependency layer build times, OCR memory.
+ * 12. idle CPU (the container cgroup's CPU accounting, v2 cpu.stat usage_usec or v1
  *     cpuacct.usage, read on the host, health check running), idle memory of one agent and its
  *     peak memory under the issue 14 §3 attack (`--idle-only` runs just this one).
  * Rounds are interleaved and the median is reported. Results go to BENCHMARKS.md.
@@ -378,6 +381,97 @@ limit; ${after.toFixed(1)} MiB once its worker stopped; restarts ${(await docker
 }
 
 /**
+ * Agents with npm dependencies: image size over the base without dependencies, with sharp and with
+ * the OCR stack; cold build of a dependency layer (npm install from npm's cache + layer + code) and
+ * the rebuild after a code-only change; idle and one-call peak memory of the OCR agent (docker
+ * stats sampled every 100 ms during the call). Loopback only; removes what it makes.
+ */
+async function dependencyBench(): Promise<string> {
+  const ws = await mkdtemp(join(tmpdir(), 'nexus-bench-deps-'));
+  await writeFile(
+    join(ws, 'nexus.yaml'),
+    yaml.dump({ project: 'benchd', ports: { range: '9355-9358' }, images: { tag: 'bench-deps' }, labels: { 'dev.nexus-delta.bench': 'true' } }),
+  );
+  const config = loadConfig(ws, {});
+  const engine = new DockerEngine();
+  const deps: FleetDeps = { config, registry: new LocalRegistry(ws), engine };
+  const wsLabel = `${LABEL.workspace}=${workspaceId(ws)}`;
+  try {
+    await buildAgents(deps, []); // the base image, outside the timings
+    await createAgent(deps, { name: 'PlainAgent', capabilities: ['data'] });
+    await createAgent(deps, { name: 'SharpAgent', capabilities: ['image'] });
+    const ocr = await createAgent(deps, { name: 'OcrAgent', capabilities: ['ocr'] });
+    await buildAgents(deps, ['PlainAgent']);
+    const coldSharp = await timed(() => buildAgents(deps, ['SharpAgent']));
+    const coldOcr = await timed(() => buildAgents(deps, ['OcrAgent']));
+    const tool = join(ws, 'agents', 'sharp-agent', 'src', 'tools', 'image_info.ts');
+    await writeFile(tool, `${await readFile(tool, 'utf8')}\n// a code-only change\n`);
+    const codeOnly = await timed(() => buildAgents(deps, ['SharpAgent']));
+    const base = (await docker.getImage(`nexus-delta-agent:${config.images.tag}`).inspect()).Size;
+    const added = async (slug: string) => (await docker.getImage(`nexus-delta-agent-benchd-${slug}:${config.images.tag}`).inspect()).Size - base;
+    const sizes = { plain: await added('plain-agent'), sharp: await added('sharp-agent'), ocr: await added('ocr-agent') };
+
+    await startAgents(deps, ['OcrAgent']);
+    await allHealthy([ocr.agent.port]);
+    await new Promise((r) => setTimeout(r, 15_000));
+    const [c] = await docker.listContainers({ filters: { label: [wsLabel] } });
+    const idle = await idleMiB(engine, c!.Id);
+    const { drawTextPng } = await import('../src/fleet/demo.js');
+    const image = (await drawTextPng('Nexus Delta 2025')).toString('base64');
+    let peak = 0;
+    let calling = true;
+    const sampler = (async () => {
+      while (calling) {
+        peak = Math.max(peak, (await engine.containerMemory(c!.Id)) / 2 ** 20);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    let text = '';
+    const callMs = await timed(async () => {
+      const res = await fetch(`http://127.0.0.1:${ocr.agent.port}/execute`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ tool_name: 'extract_text', parameters: { image } }),
+      });
+      text = ((await res.json()) as { result?: { text: string } }).result?.text ?? `HTTP ${res.status}`;
+    });
+    calling = false;
+    await sampler;
+    await new Promise((r) => setTimeout(r, 5000));
+    const after = await idleMiB(engine, c!.Id);
+    const mb = (b: number) => (b < 1e6 ? `${(b / 1024).toFixed(1)} KiB` : `${(b / 1e6).toFixed(2)} MB`);
+    return `## Agents with npm dependencies
+
+Images over the base image (${(base / 1e6).toFixed(1)} MB), by what the agent ships in its dependency layer:
+
+| agent | tools | dependency layer | added over the base |
+| --- | --- | --- | --- |
+| PlainAgent (\`data\`) | process_data | none | ${mb(sizes.plain)} |
+| SharpAgent (\`image\`) | image_info, resize | sharp 0.35 + libvips (+ libresolv from the host, offline base) | ${mb(sizes.sharp)} |
+| OcrAgent (\`ocr\`) | extract_text | sharp, tesseract.js 7 + wasm core, English trained data | ${mb(sizes.ocr)} |
+
+Target: under 2 MB added without dependencies: ${sizes.plain < 2e6 ? 'met' : '**not met**'}.
+
+| build | time |
+| --- | --- |
+| SharpAgent, cold (npm ci from npm's cache, dependency layer, code layer) | ${fmt(coldSharp)} |
+| OcrAgent, cold | ${fmt(coldOcr)} |
+| SharpAgent after a code-only change (dependency layer reused, code layer rebuilt) | ${fmt(codeOnly)} |
+
+OCR agent (limit 256 MiB from agent.json): idle ${idle.toFixed(1)} MiB before any call (median of 5
+samples, 2 s apart); peak ${peak.toFixed(1)} MiB during one \`extract_text\` call on a 640x120 PNG
+(docker stats every 100 ms; the call took ${fmt(callMs)}, read "${text}"); ${after.toFixed(1)} MiB 5 s after it
+(the tesseract worker ends with each call; V8 and the allocator keep some of what it used).
+`;
+  } finally {
+    await removeContainers([wsLabel]).catch(() => undefined);
+    const imgs = await docker.listImages({ filters: { label: [wsLabel] } });
+    for (const i of imgs) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
+    await rm(ws, { recursive: true, force: true });
+  }
+}
+
+/**
  * A child of the gateway bench, serving until killed: `runtime` is one agent runtime with
  * process_data; `gateway` is a fastify POST /execute in front of `--target` through the Gateway.
  * Prints {"port": n} on stdout once listening.
@@ -645,10 +739,12 @@ Target: under 2 MB added: ${verdict(addedBytes < 2e6)}.
     const protoMd = await protocolBench(3);
     console.error('bench: gateway');
     const gwMd = await gatewayBench(opt('seconds', 5), ROUNDS);
+    console.error('bench: dependencies');
+    const depsMd = await dependencyBench();
     console.error('bench: idle agent');
     const idleMd = await idleBench(opt('idle-seconds', 90));
-    await writeFile(join(PACKAGE_ROOT, 'BENCHMARKS.md'), `${md}\n${regMd}\n${routerMd}\n${protoMd}\n${gwMd}\n${idleMd}`);
-    console.log(md + '\n' + regMd + '\n' + routerMd + '\n' + protoMd + '\n' + gwMd + '\n' + idleMd);
+    await writeFile(join(PACKAGE_ROOT, 'BENCHMARKS.md'), `${md}\n${regMd}\n${routerMd}\n${protoMd}\n${gwMd}\n${depsMd}\n${idleMd}`);
+    console.log(md + '\n' + regMd + '\n' + routerMd + '\n' + protoMd + '\n' + gwMd + '\n' + depsMd + '\n' + idleMd);
   } finally {
     await removeContainers([wsLabel]).catch(() => undefined);
     await removeContainers(['dev.nexus-delta.bench=true']).catch(() => undefined);
@@ -659,15 +755,59 @@ Target: under 2 MB added: ${verdict(addedBytes < 2e6)}.
   }
 }
 
+/**
+ * CLI overhead: `node bin/agent.mjs list|create` (the built dist/ CLI, as `npm run agent` runs it)
+ * wall time, minus the same use case run warm in this process (what the command itself does).
+ * Empty workspace, local registry; median of `rounds` runs each. Milliseconds.
+ */
+async function cliBench(rounds: number): Promise<string> {
+  const ws = await mkdtemp(join(tmpdir(), 'nexus-bench-cli-'));
+  const env = { ...process.env, NEXUS_WORKSPACE: ws, NEXUS_LOG_LEVEL: 'warn' };
+  const wall = async (...argv: string[]) => {
+    const t = performance.now();
+    await new Promise<void>((resolve) => spawn(process.execPath, [join(PACKAGE_ROOT, 'bin/agent.mjs'), ...argv], { env, stdio: 'ignore' }).on('close', () => resolve()));
+    return performance.now() - t;
+  };
+  const { openFleet } = await import('../src/fleet/open.js');
+  await using fleet = await openFleet(loadConfig(ws, env), env);
+  const inProcess = async (fn: () => Promise<unknown>) => {
+    await fn(); // warm: modules loaded, engine connected
+    const t = performance.now();
+    await fn();
+    return performance.now() - t;
+  };
+  const rows: string[] = [];
+  const listWall: number[] = [];
+  const listCalls: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    listWall.push(await wall('list'));
+    listCalls.push(await inProcess(() => (async () => (await import('../src/fleet/list.js')).listAgents(fleet.deps))()));
+  }
+  rows.push(`| list | ${median(listWall).toFixed(0)} | ${median(listCalls).toFixed(0)} | ${(median(listWall) - median(listCalls)).toFixed(0)} |`);
+  const createWall: number[] = [];
+  const createCalls: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    createWall.push(await wall('create', '--name', `CliBench${i}`));
+    const t = performance.now();
+    await createAgent(fleet.deps, { name: `InProc${i}` });
+    createCalls.push(performance.now() - t);
+  }
+  rows.push(`| create | ${median(createWall).toFixed(0)} | ${median(createCalls.slice(1)).toFixed(0)} | ${(median(createWall) - median(createCalls.slice(1))).toFixed(0)} |`);
+  await rm(ws, { recursive: true, force: true });
+  return ['| command | CLI wall ms | use case in-process ms | CLI overhead ms |', '|---|---|---|---|', ...rows].join('\n');
+}
+
 if (args.includes('--role')) {
   // a gateway-bench child: serves until the parent kills it
   await gatewayBenchChild(args[args.indexOf('--role') + 1]!);
 } else {
-  if (args.includes('--registry-only')) console.log(await registryBench(opt('records', 100)));
+  if (args.includes('--cli-only')) console.log(await cliBench(opt('rounds', 5)));
+  else if (args.includes('--registry-only')) console.log(await registryBench(opt('records', 100)));
   else if (args.includes('--router-only')) console.log(await routerBench(opt('seconds', 5)));
   else if (args.includes('--protocols-only')) console.log(await protocolBench(opt('seconds', 3)));
   else if (args.includes('--idle-only')) console.log(await idleBench(opt('idle-seconds', 90)));
   else if (args.includes('--gateway-only')) console.log(await gatewayBench(opt('seconds', 3), ROUNDS));
+  else if (args.includes('--deps-only')) console.log(await dependencyBench());
   else await main();
   // nothing else to wait for (gRPC channels can linger after their apps are deleted)
   process.exit(0);

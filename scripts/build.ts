@@ -1,17 +1,25 @@
 /**
- * npm run build: type-check, then bundle the CLI into dist/cli.mjs (dependencies stay in
- * node_modules) so `node dist/cli.mjs <command>` runs without tsx.
+ * Bundle the CLI into dist/ (run by `npm ci` / `npm install` through the `prepare` script, and by
+ * `npm run build` after the type check) so `npm run agent` runs plain JavaScript instead of
+ * compiling TypeScript on every call. Code splitting keeps each dynamic import (a use case, the
+ * Docker engine, the Firestore registry) in its own chunk, so a command loads only what it uses;
+ * dependencies stay in node_modules.
  */
+import { rm } from 'node:fs/promises';
 import { build } from 'esbuild';
 
+await rm('dist', { recursive: true, force: true });
 await build({
-  entryPoints: ['src/cli/main.ts'],
-  outfile: 'dist/cli.mjs',
+  entryPoints: { cli: 'src/cli/main.ts' },
+  outdir: 'dist',
+  outExtension: { '.js': '.mjs' },
+  chunkNames: 'chunks/[name]-[hash]',
   bundle: true,
+  splitting: true,
   platform: 'node',
   format: 'esm',
   target: 'node20',
   packages: 'external',
   sourcemap: true,
-  logLevel: 'info',
+  logLevel: 'warning',
 });

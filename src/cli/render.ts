@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
-import ora, { type Ora } from 'ora';
-import type { ProgressEvent } from '../fleet/context.js';
+import type { Ora } from 'ora';
+import type { FleetEvent } from '../fleet/events.js';
 
 // ECMA-48: CSI (ESC [ or 0x9b ... final byte), OSC/DCS/PM/APC strings (... BEL or ST), other ESC sequences
 const ESCAPE_SEQUENCE_RE = /(?:\u001b\[|\u009b)[0-?]*[ -/]*[@-~]?|(?:\u001b[\]PX^_]|[\u0090\u009d\u009e\u009f])[\s\S]*?(?:\u0007|\u001b\\|\u009c|$)|\u001b[ -/]*[0-~]?/g;
@@ -25,30 +25,48 @@ export function table(header: string[], rows: (string | number)[][]): string {
 }
 
 /**
- * Progress on stderr: a spinner with the latest event on a TTY, one line per event otherwise.
- * Notices (e.g. the offline base fallback) are always printed as their own line.
+ * Progress on stderr, one consumer of the fleet's typed events (FleetEvent): a spinner with the
+ * latest event on a TTY, one line per event otherwise. Notices (e.g. the offline base fallback)
+ * are always printed as their own line. Use `Progress.open` (it loads the spinner only for a TTY).
  */
 export class Progress {
   private spinner: Ora | undefined;
   private readonly healthy = new Set<string>();
 
-  constructor(
+  private constructor(
     private readonly out: Writable & { isTTY?: boolean },
     private readonly quiet: boolean,
-    private readonly total = 0,
+    private readonly total: number,
+    private readonly ora: typeof import('ora').default | undefined,
   ) {}
 
-  readonly onProgress = (ev: ProgressEvent): void => {
-    if (ev.phase === 'healthy' && ev.agent) this.healthy.add(ev.agent);
-    const text = terminalSafe(`${ev.agent ? `${ev.agent}: ` : ''}${ev.message ?? ev.phase}`, true);
-    if (ev.phase === 'notice') {
+  /** A progress output on `out`; `quiet` (--json) prints notices only; `total` agents are counted healthy. */
+  static async open(out: Writable & { isTTY?: boolean }, quiet: boolean, total = 0): Promise<Progress> {
+    const spinner = out.isTTY && !quiet ? (await import('ora')).default : undefined;
+    return new Progress(out, quiet, total, spinner);
+  }
+
+  /** The text of an event, or undefined for events not shown. */
+  private static textOf(ev: FleetEvent): string | undefined {
+    const who = ev.agent ? `${ev.agent}: ` : '';
+    if (ev.kind === 'note') return `${who}${ev.message ?? ev.phase}`;
+    if (ev.kind === 'agent') return `${who}${ev.outcome === 'failed' ? `failed: ${ev.error?.message ?? ''}` : `${ev.outcome} ${ev.message ?? ''}`.trim()}`;
+    if (ev.phase === 'begin' && ev.action !== 'keep' && ev.action !== 'update-record') return `${who}${ev.action}`;
+    return undefined;
+  }
+
+  readonly onEvent = (ev: FleetEvent): void => {
+    if (ev.kind === 'agent' && ev.outcome !== 'failed' && ev.agent) this.healthy.add(ev.agent);
+    if (ev.kind === 'note' && ev.phase === 'notice') {
       this.line(`notice: ${terminalSafe(ev.message ?? '', true)}`);
       return;
     }
-    if (this.quiet) return;
-    if (this.out.isTTY) {
+    const raw = Progress.textOf(ev);
+    if (this.quiet || raw === undefined) return;
+    const text = terminalSafe(raw, true);
+    if (this.ora) {
       const count = this.total ? `[${this.healthy.size}/${this.total} healthy] ` : '';
-      if (!this.spinner) this.spinner = ora({ stream: this.out, text: count + text }).start();
+      if (!this.spinner) this.spinner = this.ora({ stream: this.out, text: count + text }).start();
       else this.spinner.text = count + text;
     } else {
       this.out.write(`${text}\n`);

@@ -8,15 +8,13 @@ import type { BuildSpec, ContainerDetails, ContainerInfo, ContainerSpec, Contain
 import { ensureHostNodeImage } from './rootfs.js';
 import { ensureOfflineRouterImage } from './router-image.js';
 import { dockerStackDeploy, dockerStackRemove } from './stack.js';
+import { engineEndpoint } from './open.js';
 
 const log = logger('engine');
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ETIMEDOUT', 'EHOSTUNREACH', 'ECONNRESET', 'EPIPE']);
 const PING_TIMEOUT_MS = 5000;
 
-/** Where dockerode will connect: DOCKER_HOST, else the default socket (Docker's own rule). */
-export function engineEndpoint(env: Record<string, string | undefined> = process.env): string {
-  return env.DOCKER_HOST || 'unix:///var/run/docker.sock';
-}
+export { engineEndpoint };
 
 /**
  * dockerode options for an environment, following the docker CLI: DOCKER_HOST unix:///path or

@@ -8,10 +8,10 @@ import type { AgentRecord } from '../registry/registry.js';
 /**
  * The hardened container spec of one agent (pure): non-root, read-only root filesystem with a
  * small /tmp tmpfs, all capabilities dropped, no-new-privileges, memory/CPU/pids limits, restart
- * unless-stopped, a HEALTHCHECK on /health, host port bound to the configured address.
+ * unless-stopped (memory: the image's own limit from agent.json, else the workspace's), a HEALTHCHECK on /health, host port bound to the configured address.
  * The config-hash label covers everything (image id included), so any change recreates it.
  */
-export function agentContainerSpec(config: Config, record: AgentRecord, image: { ref: string; id: string }): ContainerSpec {
+export function agentContainerSpec(config: Config, record: AgentRecord, image: { ref: string; id: string; memoryMiB?: number | undefined }): ContainerSpec {
   const spec: ContainerSpec = {
     name: containerName(record.slug, 0, config.project),
     image: image.ref,
@@ -36,7 +36,8 @@ export function agentContainerSpec(config: Config, record: AgentRecord, image: {
     tmpfs: { [AGENT_TMP.path]: AGENT_TMP.options },
     capDrop: [...HARDENED.capDrop],
     securityOpt: [...HARDENED.securityOpt],
-    memoryMiB: config.resources.memoryMiB,
+    // an agent that needs more (OCR) says so in agent.json resources.memoryMiB
+    memoryMiB: image.memoryMiB ?? config.resources.memoryMiB,
     cpus: config.resources.cpus,
     pidsLimit: config.resources.pids,
     restartPolicy: HARDENED.restartPolicy,
@@ -70,4 +71,19 @@ export function planContainer(desiredHash: string, observed: readonly ContainerI
   if (first.state === 'running' || first.state === 'restarting') return { action: 'keep', id: first.id, remove: extraIds };
   if (first.state === 'removing' || first.state === 'dead') return { action: 'recreate', remove: [first.id, ...extraIds] };
   return { action: 'start', id: first.id, remove: extraIds };
+}
+
+/**
+ * Replica `n` (>= 1) of an agent (pure): the agent's spec without a host port, on the workspace
+ * `network` with the slug as DNS alias, advertising the router's URL `routedUrl`.
+ */
+export function replicaContainerSpec(config: Config, record: AgentRecord, image: { ref: string; id: string }, n: number, network: string, routedUrl: string): ContainerSpec {
+  const spec = agentContainerSpec(config, record, image);
+  spec.name = containerName(record.slug, n, config.project);
+  spec.labels[LABEL.replica] = String(n);
+  spec.hostPort = undefined;
+  spec.network = network;
+  spec.networkAliases = [record.slug];
+  spec.env.AGENT_PUBLIC_URL = routedUrl;
+  return spec;
 }

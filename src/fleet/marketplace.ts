@@ -6,7 +6,7 @@ import { beingRemoved } from '../registry/errors.js';
 import { isBeingRemoved, type AgentRecord, type ListingChange } from '../registry/registry.js';
 import { agentUrl, workspaceId, type FleetDeps } from './context.js';
 import { probeHealth } from './health.js';
-import { resolveTargets as targets } from './manager.js';
+import { resolveTargets as targets } from './targets.js';
 
 /** The URL a card advertises: the router's /agents/<slug> when configured, else the port binding. */
 export function advertisedEndpoint(deps: FleetDeps, rec: AgentRecord): string {

@@ -1,7 +1,8 @@
 import pLimit from 'p-limit';
 import { agentImageRef, baseImageRef, validateRegistryHost } from '../names.js';
 import type { FleetDeps } from './context.js';
-import { buildAgents, resolveTargets } from './manager.js';
+import { buildAgents } from './build.js';
+import { resolveTargets } from './targets.js';
 
 export interface PushOutcome {
   image: string;
