@@ -326,7 +326,7 @@ async function idleBench(seconds: number): Promise<string> {
   const engine = new DockerEngine();
   const deps: FleetDeps = { config, registry: new LocalRegistry(ws), engine };
   try {
-    await createAgent(deps, { name: 'IdleAgent', capabilities: ['vision'] });
+    await createAgent(deps, { name: 'IdleAgent', capabilities: ['general'] });
     if ((await cli(ws, 'start', '--name', 'IdleAgent')) !== 0) throw new Error('start failed');
     const [c] = await docker.listContainers({ filters: { label: [`${LABEL.workspace}=${workspaceId(ws)}`] } });
     const url = `http://127.0.0.1:${c!.Ports.find((p) => p.PublicPort)!.PublicPort}`;

@@ -31,15 +31,16 @@ const health = () => fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) 
 
 beforeAll(async () => {
   ws = await makeWorkspace('9201-9205');
-  const r = await createAgent(ws.deps, { name: 'Hostile', capabilities: ['vision', 'text'] });
+  const r = await createAgent(ws.deps, { name: 'Hostile', capabilities: ['text'] });
   url = r.url;
-  // add the starter echo tool and a tool that never yields
+  // add the starter echo tool (only given when no other starter tool is) and a tool that never yields
   await copyFile(join(TEMPLATE_DIR, 'tools/echo.ts'), join(r.path, 'src/tools/echo.ts'));
   await writeFile(join(r.path, 'src/tools/spin.ts'), SPIN_TOOL);
   const index = join(r.path, 'src/index.ts');
   const src = (await readFile(index, 'utf8'))
     .replace('import manifest', "import { echo } from './tools/echo.js';\nimport { spin } from './tools/spin.js';\nimport manifest")
-    .replace('tools: [analyzeText]', 'tools: [analyzeText, echo, spin]');
+    .replace('tools: [', 'tools: [echo, spin, ');
+  expect(src).toContain('tools: [echo, spin, analyzeText]');
   await writeFile(index, src);
   await startAgents(ws.deps, ['Hostile']);
   containerId = (await workspaceContainers(ws.dir))[0]!.Id;
