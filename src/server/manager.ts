@@ -8,6 +8,7 @@ import { agentsPlugin } from './agents.js';
 import { buildServer, type ManagerApp, type ManagerPlugin, type ServerDeps } from './app.js';
 import { EventBus } from './events.js';
 import { Gateway, type GatewayAgent, type GatewayOptions } from './gateway/gateway.js';
+import { serveManager } from './serve.js';
 import { GatewayFigures } from './gateway/figures.js';
 
 /**
@@ -171,4 +172,45 @@ async function resolveAgent(ctx: ManagerContext, name: string): Promise<GatewayA
   if (!rec) return undefined;
   const views = await ctx.rotation.rotation(rec.slug);
   return { slug: rec.slug, replicas: views.filter((v) => v.url).map((v) => ({ id: v.id, url: v.url, inRotation: v.inRotation })) };
+}
+
+/** What `agent serve` returns once the manager has stopped. */
+export interface ServeResult {
+  url: string;
+  stopped: true;
+}
+
+/**
+ * `agent serve [--port 8070] [--host 127.0.0.1]`: the workspace's manager in the foreground
+ * (createManager behind serveManager). Prints `manager listening on <url>` to `io.out`; request
+ * logs (pino, tokens redacted) go to stderr. Stops cleanly when `io.signal` aborts (the CLI aborts
+ * it on SIGTERM/SIGINT): new requests get 503, in-flight ones finish, then everything closes.
+ * @throws AppError SERVE_HOST_UNPROTECTED for a non-loopback host without NEXUS_MANAGER_TOKEN
+ *   (nothing starts), PORT_IN_USE, CONFIG_INVALID, MANAGER_KEY_INSECURE.
+ */
+export async function serveWorkspace(
+  deps: { config: Config; engine?: Engine | undefined; clock?: Clock | undefined },
+  opts: { port?: number | undefined; host?: string | undefined },
+  io: { out: NodeJS.WritableStream; signal?: AbortSignal | undefined; env?: Record<string, string | undefined> | undefined },
+): Promise<ServeResult> {
+  const env = io.env ?? process.env;
+  const running = await serveManager({
+    workspace: deps.config.workspace,
+    host: opts.host,
+    port: opts.port,
+    env: env as NodeJS.ProcessEnv,
+    handleSignals: false,
+    print: (line) => io.out.write(`${line}\n`),
+    log: { level: 'info', stream: process.stderr },
+    build: async (d) => (await createManager({ config: deps.config, env, engine: deps.engine, clock: deps.clock, bootstrapToken: d.bootstrapToken, log: d.log })).app,
+  });
+  const stop = () => void running.close();
+  if (io.signal?.aborted) stop();
+  io.signal?.addEventListener('abort', stop, { once: true });
+  try {
+    await running.closed;
+  } finally {
+    io.signal?.removeEventListener('abort', stop);
+  }
+  return { url: running.url, stopped: true };
 }
