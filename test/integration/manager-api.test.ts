@@ -101,8 +101,8 @@ describe('agents API end to end (real engine)', () => {
     expect(replicas.map((r) => r.inRotation)).toEqual([true, true, true]);
     const victim = replicas[2]!;
 
-    // bounded load: 240 calls, 8 at a time; each call sorts a few thousand numbers
-    const data = Array.from({ length: 4000 }, (_, i) => (i * 7919) % 1000);
+    // bounded load: 240 calls, 8 at a time; each call sorts 60 000 numbers (tens of ms), so calls are in flight on every replica
+    const data = Array.from({ length: 60_000 }, (_, i) => (i * 7919) % 1000);
     const total = 240;
     const outcomes: { status: number; code?: string }[] = [];
     let sent = 0;
@@ -138,6 +138,11 @@ describe('agents API end to end (real engine)', () => {
     for (const f of failed) expect(f).toEqual({ status: 502, code: 'AGENT_CALL_FAILED' });
     // ... and there are no more of them than calls in flight on it when it died
     expect(failed.length).toBeLessThanOrEqual(inflightOnVictim);
+    // the gateway saw failures on the killed replica only (the others never failed a call)
+    const attempts = (await m.app.metrics.getSingleMetric('nexus_gateway_attempts_total')!.get()).values;
+    const failuresOn = (id: string) => attempts.filter((v) => v.labels.replica === id && v.labels.outcome === 'failure').reduce((n, v) => n + v.value, 0);
+    for (const r of replicas.slice(0, 2)) expect(failuresOn(r.id), r.name).toBe(0);
+    expect(failuresOn(victim.id)).toBeGreaterThanOrEqual(failed.length);
     console.log(`gateway kill test: ${failed.length} failed of ${total} (in flight on the killed replica: up to ${inflightOnVictim})`);
 
     // none healthy: pause every replica (paused containers are out of rotation), then 503 + Retry-After
