@@ -75,7 +75,8 @@ async function waitReplicaHealthy(deps: FleetDeps, id: string, name: string, tim
     async () => {
       const c = await deps.engine.inspectContainer(id);
       if (!c || c.state !== 'running') throw new AppError('ROLLOUT_UNHEALTHY', `new replica ${name} stopped (${c ? `exit code ${c.exitCode}` : 'removed'})`);
-      const r = await deps.engine.execContainer(id, [...AGENT_HEALTHCHECK.test], AGENT_HEALTHCHECK.timeoutS * 1000);
+      // it may exit between the inspect and the exec: the engine then refuses (409), and the next look sees it stopped
+      const r = await deps.engine.execContainer(id, [...AGENT_HEALTHCHECK.test], AGENT_HEALTHCHECK.timeoutS * 1000).catch((err: unknown) => ({ exitCode: -1, output: (err as Error).message }));
       if (r.exitCode === 0) return true;
       last = r.output.trim().split('\n').pop() || `exit code ${r.exitCode}`;
       return undefined;

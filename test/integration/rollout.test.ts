@@ -1,5 +1,6 @@
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Agent, request as undiciRequest } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from '../../src/fleet/http.js';
 import { createAgent } from '../../src/fleet/manager.js';
@@ -18,7 +19,14 @@ async function setManifestVersion(version: string): Promise<void> {
   await writeFile(path, JSON.stringify({ ...m, version }, null, 2));
 }
 
-/** 10 concurrent clients calling a tool through the router until `until` settles; counts answers that are not 200. */
+/**
+ * 10 concurrent clients calling a tool through the router until `until` settles; counts answers
+ * that are not 200. Each request on a new connection (undici, pipelining 0): a router reload makes
+ * nginx's old workers close their idle client keep-alive connections, and a client that sends a
+ * POST on one at that instant sees "other side closed" (it cannot know whether to retry); this
+ * test is about the replicas and the router's upstreams, not that client-side race (README).
+ */
+const fresh = new Agent({ pipelining: 0 });
 async function underLoad<T>(until: Promise<T>): Promise<{ outcome: PromiseSettledResult<T>; ok: number; failed: { status: number; error?: string }[] }> {
   let done = false;
   const settled = until.then((value) => ({ status: 'fulfilled' as const, value }), (reason: unknown) => ({ status: 'rejected' as const, reason }));
@@ -27,9 +35,15 @@ async function underLoad<T>(until: Promise<T>): Promise<{ outcome: PromiseSettle
   const failed: { status: number; error?: string }[] = [];
   const client = async () => {
     while (!done) {
-      const r = await request(`${URL_BASE}/execute`, { method: 'POST', json: { tool_name: 'process_data', parameters: { data: [1, 2, 3] } }, timeoutMs: 10_000 }).catch((e: Error) => ({ status: 0, body: e.message }));
+      const r = await undiciRequest(`${URL_BASE}/execute`, {
+        method: 'POST',
+        dispatcher: fresh,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ tool_name: 'process_data', parameters: { data: [1, 2, 3] } }),
+        headersTimeout: 10_000,
+      }).then(async (res) => ({ status: res.statusCode, body: await res.body.text() }), (e: Error) => ({ status: 0, body: e.message }));
       if (r.status === 200) ok++;
-      else failed.push({ status: r.status, error: JSON.stringify(r.body) });
+      else failed.push({ status: r.status, error: r.body.slice(0, 200) });
     }
   };
   await Promise.all(Array.from({ length: 10 }, client));
