@@ -28,6 +28,10 @@ export const LABEL = {
   runtimeHash: 'dev.nexus-delta.runtime-hash',
   /** The FROM image a base image was built on (public image or the offline host-Node image). */
   baseFrom: 'dev.nexus-delta.base-from',
+  /** Agent version a container runs (set by rollouts; absent on containers started by `start`). */
+  version: 'dev.nexus-delta.version',
+  /** Rollout generation of a container: 1, 2, ... per agent (absent = generation 0, before any rollout). */
+  generation: 'dev.nexus-delta.generation',
   /** Kind of object: base-image, agent-image, deps-image, host-node-image, container, router. */
   kind: 'dev.nexus-delta.kind',
 } as const;
@@ -105,6 +109,9 @@ export const AGENT_HEALTHCHECK: Healthcheck = {
  * updates proceed) only to healthy tasks, so it probes more often to converge in seconds.
  */
 export const SWARM_HEALTHCHECK: Healthcheck = { ...AGENT_HEALTHCHECK, intervalS: 10 };
+
+/** How many deployed versions an agent record keeps (rollback targets), oldest dropped first. */
+export const VERSION_HISTORY = 10;
 
 /** Replica number of a container from its labels (0, the primary, when unlabelled). */
 export function replicaIndex(labels: Readonly<Record<string, string>>): number {
