@@ -36,27 +36,28 @@ export interface RunningTasks {
   dispatcher: Dispatcher;
   /** For buildServer's `plugins.api`. */
   plugin: ManagerPlugin;
-  /** Stop the dispatcher (calls in flight finish and are recorded), then close the store. */
+  /** Stop the dispatcher (calls in flight finish and are recorded), then close the store. Idempotent. */
   close(): Promise<void>;
 }
 
 /**
- * Open the store, start a dispatcher on it (expired leases of a previous run are re-queued on its
- * first tick) and build the routes plugin.
+ * Open the store, build a dispatcher on it (not started: call `dispatcher.start()` once its
+ * gateway is ready; its first tick re-queues expired leases of a previous run) and the routes plugin.
  * @param cfg where the store is; `dispatcher` everything DispatcherOptions takes but the store
  *   (the gateway, resolveCapability, clock, limits).
  */
-export function startTasks(cfg: TaskStoreConfig & { dispatcher: Omit<DispatcherOptions, 'store'> }): RunningTasks {
+export function createTasks(cfg: TaskStoreConfig & { dispatcher: Omit<DispatcherOptions, 'store'> }): RunningTasks {
   const store = openTaskStore(cfg);
   const dispatcher = new Dispatcher({ ...cfg.dispatcher, store });
-  dispatcher.start();
+  let closed: Promise<void> | undefined;
   return {
     store,
     dispatcher,
     plugin: tasksPlugin({ store, dispatcher }),
-    close: async () => {
-      await dispatcher.stop();
-      await store.close();
-    },
+    close: () =>
+      (closed ??= (async () => {
+        await dispatcher.stop();
+        await store.close();
+      })()),
   };
 }
