@@ -120,6 +120,8 @@ export class Dispatcher {
   private loop: Promise<void> | undefined;
   private stopping = false;
   private wakeUp: (() => void) | undefined;
+  /** A wake that came while a tick ran: the loop ticks again at once instead of sleeping. */
+  private woken = false;
 
   constructor(o: DispatcherOptions) {
     this.store = o.store;
@@ -321,6 +323,7 @@ export class Dispatcher {
 
   /** Run a tick now instead of at the next poll (a submit, a freed slot). */
   wake(): void {
+    this.woken = true;
     this.wakeUp?.();
   }
 
@@ -339,8 +342,10 @@ export class Dispatcher {
     this.stopping = false;
     this.loop = (async () => {
       while (!this.stopping) {
+        this.woken = false;
         await this.tick().catch(() => undefined); // store away: try again next poll
         if (this.stopping) break;
+        if (this.woken) continue;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, this.opts.pollMs);
           this.wakeUp = () => {

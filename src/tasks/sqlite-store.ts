@@ -193,9 +193,8 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async claim(owner: string, leaseMs: number, now: number, filter: ClaimFilter = {}): Promise<Task | undefined> {
-    const row = this.db
-      .transaction(() => this.stmts.claim.get({ owner, exp: now + leaseMs, now, agents: JSON.stringify(filter.fullAgents ?? []), caps: JSON.stringify(filter.fullCapabilities ?? []) }))
-      .immediate();
+    // one statement is its own (autocommit) write transaction: atomic across connections and processes
+    const row = this.stmts.claim.get({ owner, exp: now + leaseMs, now, agents: JSON.stringify(filter.fullAgents ?? []), caps: JSON.stringify(filter.fullCapabilities ?? []) });
     return row ? fromRow(row) : undefined;
   }
 
