@@ -23,6 +23,8 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx)
 command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
 # the shared task store's server, started by the tests on a free loopback port (src/tasks/redis-store.ts)
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
+# the static busybox copied into agent images for their health probe (a wget, not a second node)
+dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
