@@ -169,7 +169,6 @@ describe('MCP door over HTTP (fake engine, in-process agents, SDK client)', () =
     const pd = tools.find((t) => t.name === 'alpha-agent__process_data')!;
     expect(pd.inputSchema).toEqual(testAgent.tools.find((t) => t.name === 'process_data')!.parameters);
 
-    const hitsBefore = [0, 0];
     for (const [i, slug] of ['alpha-agent', 'beta-agent'].entries()) {
       const r = await client.callTool({
         name: `${slug}__process_data`,
@@ -177,7 +176,6 @@ describe('MCP door over HTTP (fake engine, in-process agents, SDK client)', () =
       });
       expect(r.isError ?? false).toBe(false);
       expect(r.structuredContent).toMatchObject({ sum: 6 + i, count: 3 });
-      hitsBefore[i]++;
     }
     // each went through the gateway to its own agent
     const attempts = (await m.app.metrics.getSingleMetric('nexus_gateway_attempts_total')!.get()).values;
@@ -246,7 +244,7 @@ describe('MCP door over HTTP (fake engine, in-process agents, SDK client)', () =
       method: 'tools/list',
     });
     expect(stolen.status).toBe(404);
-    expect((await stolen.json()).error.code).toBe('MCP_SESSION_NOT_FOUND');
+    expect(((await stolen.json()) as { error: { code: string } }).error.code).toBe('MCP_SESSION_NOT_FOUND');
   });
 
   it('a foreign Origin is 403; no session id on a non-initialize request is 400', async () => {
@@ -265,7 +263,7 @@ describe('MCP door over HTTP (fake engine, in-process agents, SDK client)', () =
     expect(m.door.sessionCount).toBe(3);
     const full = await rawInit(tokens.operator);
     expect(full.status).toBe(503);
-    expect((await full.json()).error.code).toBe('MCP_SESSIONS_FULL');
+    expect(((await full.json()) as { error: { code: string } }).error.code).toBe('MCP_SESSIONS_FULL');
 
     clock.advance(30_000);
     await rawPost(tokens.operator, sids[0], {
