@@ -108,8 +108,16 @@ export async function buildServer(deps: ServerDeps): Promise<ManagerApp> {
   });
   instrument(app);
   // once, at the root, for every plugin (streams, /ws/agent): a second registration would add a
-  // second `upgrade` listener and route each upgrade twice
-  await app.register(websocket, { options: { maxPayload: deps.bodyLimit ?? 1024 * 1024 } });
+  // second `upgrade` listener and route each upgrade twice. On close, open sockets hear 1001
+  // "going away" (RFC 6455 §7.4.1), not the plugin's code-less close.
+  await app.register(websocket, {
+    options: { maxPayload: deps.bodyLimit ?? 1024 * 1024 },
+    preClose(done) {
+      for (const client of this.websocketServer.clients) client.close(1001, 'manager shutting down');
+      this.websocketServer.close();
+      done();
+    },
+  });
 
   const verifier = new TokenVerifier(deps.workspace, { bootstrapToken: deps.bootstrapToken, clock: deps.clock });
   await verifier.init();
