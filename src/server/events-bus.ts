@@ -128,7 +128,13 @@ export class Subscription {
   /** Hand `entry` to the sink; cut the subscriber off when it now holds more than `limit` bytes. */
   deliver(entry: BusEntry, limit: number): void {
     if (this.closed) return;
-    this.sink.send(entry);
+    try {
+      this.sink.send(entry);
+    } catch {
+      // a broken transport is this subscriber's problem: drop it, the bus and the fleet go on
+      this.close();
+      return;
+    }
     if (entry.seq) this.lastSeq = entry.seq;
     const held = this.sink.bufferedBytes();
     if (held > this.peakBufferedBytes) this.peakBufferedBytes = held;
@@ -259,6 +265,19 @@ export class EventBus {
   /** @internal used by Subscription. */
   remove(sub: Subscription): void {
     this.subs.delete(sub);
+  }
+
+  /** The newest seq published (0 before any). */
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  /** The retained events with seq > `since` (default: all retained), oldest first (for tests and diagnostics). */
+  recent(since = 0): StreamEvent[] {
+    const first = this.firstSeq();
+    const out: StreamEvent[] = [];
+    for (let i = this.head + Math.max(0, since + 1 - first); i < this.entries.length; i++) out.push(JSON.parse(this.entries[i]!.json) as StreamEvent);
+    return out;
   }
 
   /** The live subscriptions (for tests and metrics). */

@@ -108,6 +108,19 @@ describe('event bus (issue 10 §4)', () => {
     expect(bus.stats()).toMatchObject({ subscribers: 1, overflows: 1 });
   });
 
+  it('drops a subscriber whose transport throws; the others and the publisher go on', () => {
+    const bus = new EventBus();
+    const ok = memorySink();
+    const broken = bus.subscribe({}, { ...memorySink(), send: () => { throw new Error('write after end'); } });
+    bus.subscribe({}, ok);
+    expect(() => bus.publish(agentEvent('a', 1))).not.toThrow();
+    bus.publish(agentEvent('a', 2));
+    expect(broken.closed).toBe(true);
+    expect(ok.got.map((e) => e.seq)).toEqual([1, 2]);
+    expect(bus.recent(1).map((e) => e.seq)).toEqual([2]);
+    expect(bus.lastSeq).toBe(2);
+  });
+
   it('closeAll tells every subscriber the manager is closing', () => {
     const bus = new EventBus();
     const s = memorySink();
