@@ -29,17 +29,18 @@ function lastSeqOf(events: StreamEvent[]): number {
 /**
  * An SSE client over a raw HTTP request (an EventSource cannot pause reading): parses frames
  * with eventsource-parser and keeps the envelopes. `headers` go as they are (Authorization,
- * Last-Event-ID).
+ * Last-Event-ID); `onEvent` sees each envelope as it arrives (the bench times delivery with it).
  */
-export function sseClient(url: string, headers: Record<string, string> = {}): StreamClient {
+export function sseClient(url: string, headers: Record<string, string> = {}, onEvent?: (e: StreamEvent) => void): StreamClient {
   const events: StreamEvent[] = [];
   const comments: string[] = [];
+  const receive = (e: StreamEvent) => (events.push(e), onEvent?.(e));
   let res: IncomingMessage | undefined;
   let resolveStatus!: (n: number) => void;
   let resolveEnded!: (n: number) => void;
   const status = new Promise<number>((r) => (resolveStatus = r));
   const ended = new Promise<number>((r) => (resolveEnded = r));
-  const parser = createParser({ onEvent: (e) => events.push(JSON.parse(e.data) as StreamEvent), onComment: (c) => comments.push(c.trim()) });
+  const parser = createParser({ onEvent: (e) => receive(JSON.parse(e.data) as StreamEvent), onComment: (c) => comments.push(c.trim()) });
   const req = request(url, { headers: { accept: 'text/event-stream', ...headers } }, (r) => {
     res = r;
     resolveStatus(r.statusCode ?? 0);
@@ -67,9 +68,10 @@ export function sseClient(url: string, headers: Record<string, string> = {}): St
   };
 }
 
-/** A WebSocket client (ws): one envelope per text frame. */
-export function wsClient(url: string, headers: Record<string, string> = {}): StreamClient {
+/** A WebSocket client (ws): one envelope per text frame; `onEvent` sees each as it arrives. */
+export function wsClient(url: string, headers: Record<string, string> = {}, onEvent?: (e: StreamEvent) => void): StreamClient {
   const events: StreamEvent[] = [];
+  const receive = (e: StreamEvent) => (events.push(e), onEvent?.(e));
   const ws = new WebSocket(url.replace(/^http/, 'ws'), { headers });
   let resolveStatus!: (n: number) => void;
   const status = new Promise<number>((r) => (resolveStatus = r));
@@ -80,7 +82,7 @@ export function wsClient(url: string, headers: Record<string, string> = {}): Str
       resolve(-1);
       res.resume();
     });
-    ws.on('message', (data) => events.push(JSON.parse(String(data)) as StreamEvent));
+    ws.on('message', (data) => receive(JSON.parse(String(data)) as StreamEvent));
     ws.on('close', (code) => resolve(code));
     ws.on('error', () => {
       resolveStatus(-1);
