@@ -9,6 +9,7 @@ import { createManager, type Manager } from '../../src/server/manager.js';
 import { createToken } from '../../src/server/tokens.js';
 import { BOOTSTRAP } from '../helpers/manager.js';
 import { sseClient, wsClient } from '../helpers/streams.js';
+import { validateOpenApi31 } from '../helpers/schemas.js';
 import { eventually } from '../helpers/wait.js';
 
 // The streams as createManager wires them: fleet actions run through the API reach the agents
@@ -52,7 +53,7 @@ describe('streams in the manager (createManager, fake engine, real sockets)', ()
     other.close();
   });
 
-  it('metrics snapshots arrive on /metrics/stream; the stream routes are in the OpenAPI document', async () => {
+  it('metrics snapshots arrive on /metrics/stream; the stream routes are in the OpenAPI document, which stays valid OpenAPI 3.1', async () => {
     const metrics = sseClient(`${base}/metrics/stream`, viewer);
     await eventually(async () => (metrics.events.length >= 2 ? true : undefined), 10_000, 20);
     expect(metrics.events.every((e) => e.type === 'metrics.snapshot' && e.topic === 'metrics')).toBe(true);
@@ -60,5 +61,6 @@ describe('streams in the manager (createManager, fake engine, real sockets)', ()
     metrics.close();
     const doc = (await m.app.inject({ method: 'GET', url: '/api/v1/openapi.json', headers: admin })).json();
     for (const p of ['/api/v1/agents/stream', '/api/v1/tasks/stream/{id}', '/api/v1/metrics/stream', '/api/v1/events']) expect(doc.paths, p).toHaveProperty([p]);
+    expect(validateOpenApi31(doc)).toEqual([]);
   });
 });
