@@ -98,7 +98,7 @@ export interface BusOptions {
   replayEvents?: number;
   /** Replay buffer: at most this many bytes of event JSON (default 16 MiB). */
   replayBytes?: number;
-  /** Per subscriber: unsent bytes held in the process before it is cut off (default 2 MiB). */
+  /** Per live subscriber: unsent bytes held in the process before it is cut off (default 2 MiB); catching up, it holds at most min(64 KiB, half this). */
   subscriberBufferBytes?: number;
   /** Stamps `ts` (default: the system clock). */
   clock?: Clock;
@@ -113,6 +113,8 @@ export class Subscription {
   peakBufferedBytes = 0;
   /** Seq of the last event handed to the sink (0: none yet). */
   lastSeq = 0;
+  /** While catching up from the replay buffer: the next seq to look at; undefined once live. */
+  cursor: number | undefined;
   closed = false;
   constructor(
     readonly filter: StreamFilter,
@@ -225,36 +227,58 @@ export class EventBus {
     };
     const entry: BusEntry = { seq: ev.seq, topic: ev.topic, type: ev.type, agent: ev.agent, taskId: ev.task_id, json: JSON.stringify(ev) };
     this.store(entry);
-    for (const sub of this.subs) if (matches(sub.filter, entry)) sub.deliver(entry, this.subscriberBufferBytes);
+    // a subscriber still catching up gets this event from the replay buffer, in its turn
+    for (const sub of this.subs) if (sub.cursor === undefined && matches(sub.filter, entry)) sub.deliver(entry, this.subscriberBufferBytes);
     return ev;
   }
 
   /**
    * Subscribe `sink` to the events matching `filter`. With `since` (the last seq the client
-   * saw), first replays the retained events after it; when some of them were evicted (or `since`
-   * is beyond this bus's last seq: the manager restarted), a `stream.gap` control entry comes
-   * first. Replay and live delivery are one ordered sequence: nothing is published in between.
+   * saw), the subscriber first catches up from the replay buffer: a cursor walks the retained
+   * events after `since`, writing while the sink holds less than `catchUpLowWaterBytes` and
+   * waiting (polling every few ms) while it holds more, so a long catch-up never holds more than
+   * that in memory and is never cut off; once the cursor reaches the newest event the subscriber
+   * is live and gets new events as they are published (then the byte budget applies). When
+   * events after `since` were evicted before the cursor got to them (or `since` is beyond this
+   * bus's last seq: the manager restarted), a `stream.gap` control entry says which. Catch-up and
+   * live delivery are one ordered sequence.
    */
   subscribe(filter: StreamFilter, sink: SubscriberSink, since?: number): Subscription {
     const sub = new Subscription(filter, sink, this);
-    const topic = filter.topic ?? 'agents';
-    if (since !== undefined) {
-      const first = this.firstSeq();
-      if (since > this.seq) {
-        sub.deliver(controlEntry('stream.gap', topic, { reason: 'reset', from: since + 1, to: null, last_seq: this.seq }, this.clock), Infinity);
-      } else {
-        if (since + 1 < first) sub.deliver(controlEntry('stream.gap', topic, { reason: 'evicted', from: since + 1, to: first - 1 }, this.clock), Infinity);
-        const start = this.head + Math.max(0, since + 1 - first);
-        this.subs.add(sub);
-        for (let i = start; i < this.entries.length && !sub.closed; i++) {
-          const e = this.entries[i]!;
-          if (matches(filter, e)) sub.deliver(e, this.subscriberBufferBytes);
-        }
-        if (sub.closed) return sub;
-      }
-    }
     this.subs.add(sub);
+    if (since !== undefined && since > this.seq) {
+      sub.deliver(controlEntry('stream.gap', filter.topic ?? 'agents', { reason: 'reset', from: since + 1, to: null, last_seq: this.seq }, this.clock), Infinity);
+    } else if (since !== undefined && since < this.seq) {
+      sub.cursor = since + 1;
+      this.catchUp(sub);
+    }
     return sub;
+  }
+
+  /** Walk `sub`'s cursor over the replay buffer (see subscribe); reschedules itself until live. */
+  private catchUp(sub: Subscription): void {
+    const lowWater = Math.min(64 * 1024, this.subscriberBufferBytes / 2);
+    for (let scanned = 0; !sub.closed && sub.cursor !== undefined; scanned++) {
+      if (sub.cursor > this.seq) {
+        sub.cursor = undefined;
+        return;
+      }
+      const first = this.firstSeq();
+      if (sub.cursor < first) {
+        sub.deliver(controlEntry('stream.gap', sub.filter.topic ?? 'agents', { reason: 'evicted', from: sub.cursor, to: first - 1 }, this.clock), Infinity);
+        sub.cursor = first;
+        continue;
+      }
+      const full = sub.bufferedBytes() >= lowWater;
+      // yield now and then even when the sink is empty: a filtered subscriber may scan many events
+      if (full || scanned >= 2000) {
+        setTimeout(() => this.catchUp(sub), full ? 5 : 0).unref();
+        return;
+      }
+      const e = this.entries[this.head + sub.cursor - first]!;
+      sub.cursor++;
+      if (matches(sub.filter, e)) sub.deliver(e, Infinity);
+    }
   }
 
   /** Close every subscriber (the manager shuts down): SSE gets `stream.closing`, WebSocket 1001. */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { eventually } from '../helpers/wait.js';
 import { ManualClock } from '../../src/clock.js';
 import { EventBus, fleetStreamEvent, startMetricsProducer, supervisorStreamEvent, type BusEntry, type CloseReason, type StreamEvent, type SubscriberSink } from '../../src/server/events-bus.js';
 
@@ -79,6 +80,36 @@ describe('event bus (issue 10 §4)', () => {
     bus.subscribe({}, future, 99);
     expect(future.got).toHaveLength(1);
     expect(future.got[0]).toMatchObject({ type: 'stream.gap', data: { reason: 'reset', last_seq: 12 } });
+  });
+
+  it('a resuming subscriber catches up only as fast as its sink drains, is not cut off meanwhile, then goes live', async () => {
+    const bus = new EventBus({ subscriberBufferBytes: 1000 });
+    for (let n = 0; n < 10; n++) bus.publish(agentEvent('a', n));
+    const s = memorySink();
+    s.hold(10_000);
+    const sub = bus.subscribe({}, s, 0);
+    bus.publish(agentEvent('a', 10));
+    expect(s.got).toEqual([]);
+    expect(sub.closed).toBe(false);
+    s.hold(0);
+    await eventually(async () => (s.got.length === 11 ? true : undefined), 5_000, 5);
+    bus.publish(agentEvent('a', 11));
+    expect(s.got.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(sub.cursor).toBeUndefined();
+    expect(bus.overflows).toBe(0);
+  });
+
+  it('events evicted before a catching-up cursor reached them are reported as a gap', async () => {
+    const bus = new EventBus({ replayEvents: 5 });
+    for (let n = 0; n < 5; n++) bus.publish(agentEvent('a', n));
+    const s = memorySink();
+    s.hold(Number.MAX_SAFE_INTEGER);
+    bus.subscribe({}, s, 0);
+    for (let n = 5; n < 10; n++) bus.publish(agentEvent('a', n));
+    s.hold(0);
+    await eventually(async () => (s.got.length === 6 ? true : undefined), 5_000, 5);
+    expect(s.got[0]).toMatchObject({ type: 'stream.gap', data: { reason: 'evicted', from: 1, to: 5 } });
+    expect(s.got.slice(1).map((e) => e.seq)).toEqual([6, 7, 8, 9, 10]);
   });
 
   it('bounds the replay buffer by bytes too', () => {

@@ -210,6 +210,27 @@ describe('slow consumers and shutdown (issue 10 §4)', () => {
     }
   });
 
+  it('resuming behind a backlog bigger than the budget (2,000 x 1 KiB, budget 64 KiB) delivers all of it, SSE and WebSocket, without a cut-off', async () => {
+    const budget = 64 * 1024;
+    const m = await start({ subscriberBufferBytes: budget });
+    try {
+      await publishFleet(m.bus, 20, 100, 0, 250, 'x'.repeat(1024));
+      const sse = sseClient(`${m.base}/events`, { ...bearer(m.viewer), 'last-event-id': '0' });
+      const ws = wsClient(`${m.base}/events?since=0`, bearer(m.viewer));
+      await Promise.all([sse.status, ws.status]);
+      const subs = m.bus.subscriptions();
+      await publishFleet(m.bus, 20, 10, 100);
+      for (const c of [sse, ws]) await eventually(async () => (sequenced(c).length === 2200 ? true : undefined), 30_000, 20);
+      for (const c of [sse, ws]) expect(sequenced(c).map((e) => e.seq)).toEqual(range(1, 2201));
+      expect(m.bus.overflows).toBe(0);
+      for (const s of subs) expect(s.peakBufferedBytes).toBeLessThanOrEqual(budget);
+      sse.close();
+      ws.close();
+    } finally {
+      await m.app.close();
+    }
+  });
+
   it('an idle SSE stream gets heartbeat comments; closing the manager ends live streams (SSE stream.closing, WebSocket 1001)', async () => {
     const m = await start({}, 20);
     const sse = sseClient(`${m.base}/events`, bearer(m.viewer));
