@@ -151,9 +151,11 @@ describe('streams over real sockets (issue 10 §4)', () => {
     // ?token= is for the stream routes only: an ordinary route still wants the header
     const plain = await fetch(`${m.base}/openapi.json?token=${m.viewer}`);
     expect(plain.status).toBe(401);
-    // a bad filter is a plain 400 on both transports, before any upgrade
+    // a bad filter or resume point is a plain 400 on both transports, before any upgrade
     expect(await sseClient(`${m.base}/agents/stream?agent=-bad-`, bearer(m.viewer)).status).toBe(400);
     expect(await wsClient(`${m.base}/agents/stream?agent=-bad-`, bearer(m.viewer)).status).toBe(400);
+    expect(await sseClient(`${m.base}/events`, { ...bearer(m.viewer), 'last-event-id': 'abc' }).status).toBe(400);
+    expect(await wsClient(`${m.base}/events?since=-1`, bearer(m.viewer)).status).toBe(400);
     for (const c of ok) c.close();
     await eventually(async () => (m.logs.some((l) => l.includes('token=[redacted]')) ? true : undefined), 5_000, 20);
     const secret = m.viewer.split('.')[2]!;
