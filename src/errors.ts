@@ -64,6 +64,15 @@ export const ErrorCodes = {
   AGENT_UNAVAILABLE: { exitCode: ExitCode.UNHEALTHY, httpStatus: 503 },
   AGENT_CALL_FAILED: { exitCode: ExitCode.UNHEALTHY, httpStatus: 502 },
   AGENT_TIMEOUT: { exitCode: ExitCode.UNHEALTHY, httpStatus: 504 },
+  // the local router and rollouts (src/fleet/router-sync.ts, src/fleet/rollout.ts)
+  ROUTER_RELOAD_FAILED: { exitCode: ExitCode.UNHEALTHY, httpStatus: 502 },
+  ROLLOUT_UNHEALTHY: { exitCode: ExitCode.UNHEALTHY, httpStatus: 502 },
+  NO_PREVIOUS_VERSION: { exitCode: ExitCode.CONFLICT, httpStatus: 409 },
+  // tasks (src/tasks/)
+  TASK_NOT_FOUND: { exitCode: ExitCode.NOT_FOUND, httpStatus: 404 },
+  TASK_STATE_CONFLICT: { exitCode: ExitCode.CONFLICT, httpStatus: 409 },
+  TASK_STORE_CORRUPT: { exitCode: ExitCode.REGISTRY, httpStatus: 500 },
+  TASK_STORE_UNREACHABLE: { exitCode: ExitCode.REGISTRY, httpStatus: 503 },
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
 

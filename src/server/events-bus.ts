@@ -17,6 +17,7 @@ import { isoNow, systemClock, type Clock } from '../clock.js';
 import { AppError } from '../errors.js';
 import type { FleetEvent } from '../fleet/events.js';
 import type { SupervisorEvent } from '../supervisor/prober.js';
+import type { TaskEvent } from '../tasks/dispatcher.js';
 
 /** What a stream is about: agent status and fleet actions, one task's steps, metrics snapshots. */
 export const STREAM_TOPICS = ['agents', 'tasks', 'metrics'] as const;
@@ -364,6 +365,11 @@ export function fleetStreamEvent(ev: FleetEvent): StreamEventInput {
 /** A supervisor decision as a stream event (topic agents, type `supervisor.<type>`). */
 export function supervisorStreamEvent(ev: SupervisorEvent): StreamEventInput {
   return { type: `supervisor.${ev.type}`, topic: 'agents', agent: ev.agent, data: ev };
+}
+
+/** A task's state change as a stream event (topic tasks, type `task.<status>`, the agent that runs it). */
+export function taskStreamEvent(ev: TaskEvent): StreamEventInput {
+  return { type: `task.${ev.status}`, topic: 'tasks', task_id: ev.task_id, agent: ev.agent, data: ev };
 }
 
 /**

@@ -6,11 +6,12 @@ import { openFleet, type Fleet } from '../fleet/open.js';
 import { findRecord, observedRotation, SnapshotCache, type RotationSource } from '../fleet/replicas.js';
 import { agentsPlugin } from './agents.js';
 import { buildServer, type ManagerApp, type ManagerPlugin, type ServerDeps } from './app.js';
-import { EventBus, fleetStreamEvent, startMetricsProducer } from './events-bus.js';
+import { EventBus, fleetStreamEvent, startMetricsProducer, taskStreamEvent, type StreamEventInput } from './events-bus.js';
 import { Gateway, type GatewayAgent, type GatewayOptions } from './gateway/gateway.js';
 import { serveManager } from './serve.js';
 import { streamRoutes } from './streams.js';
 import { GatewayFigures } from './gateway/figures.js';
+import { createTasks, type DispatcherOptions, type RunningTasks } from '../tasks/index.js';
 
 /**
  * What the manager's domain plugins (agents, tasks, streams, dashboard) and the supervisor share.
@@ -80,6 +81,11 @@ export interface CreateManagerOptions {
   streamHeartbeatMs?: number | undefined;
   /** More domain plugins, after the agents plugin: `api` inside /api/v1 (protected), `root` at the root. */
   plugins?: { api?: ManagerPluginFactory[]; root?: ManagerPluginFactory[] } | undefined;
+  /**
+   * Tasks (src/tasks/): the store is `<workspace>/.nexus/tasks.db`, or Redis when `redisUrl` (default
+   * env NEXUS_TASKS_REDIS_URL) is set; dispatcher tuning (per-agent limit, lease, backoff).
+   */
+  tasks?: { redisUrl?: string | undefined; dispatcher?: Omit<DispatcherOptions, 'store' | 'gateway' | 'resolveCapability' | 'clock'> } | undefined;
   /** The supervisor (see ManagerSupervisor); none by default. */
   supervisor?: ((ctx: ManagerContext) => ManagerSupervisor | Promise<ManagerSupervisor>) | undefined;
 }
@@ -91,6 +97,8 @@ export interface Manager {
   gateway: Gateway;
   events: EventBus;
   context: ManagerContext;
+  /** The task store, its dispatcher (started) and routes. */
+  tasks: RunningTasks;
   /** Close the app (in-flight requests finish), then the supervisor, the gateway's pools, the fleet. Idempotent. */
   close(): Promise<void>;
 }
@@ -108,14 +116,14 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
   const env = opts.env ?? process.env;
   const clock = opts.clock ?? systemClock;
   const events = new EventBus({ clock, ...(opts.eventCapacity !== undefined ? { replayEvents: opts.eventCapacity } : {}) });
-  const publishFleetEvent = (ev: Parameters<typeof fleetStreamEvent>[0]) => {
+  const publish = (ev: StreamEventInput) => {
     try {
-      events.publish(fleetStreamEvent(ev));
+      events.publish(ev);
     } catch {
-      // an event the bus refuses (a malformed agent name) must not stop a fleet action
+      // an event the bus refuses (a malformed agent name) must not stop a fleet action or a task
     }
   };
-  const fleet = await openFleet(opts.config, env, { onEvent: publishFleetEvent, clock, ...(opts.engine ? { engine: opts.engine } : {}) });
+  const fleet = await openFleet(opts.config, env, { onEvent: (ev) => publish(fleetStreamEvent(ev)), clock, ...(opts.engine ? { engine: opts.engine } : {}) });
   const metricsProducer = startMetricsProducer(events, { intervalMs: opts.metricsIntervalMs ?? 5000 });
   if (opts.probe) fleet.deps.probe = opts.probe;
   const snapshot = new SnapshotCache(fleet.deps, opts.snapshotTtlMs ?? 1000);
@@ -137,10 +145,24 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
     logsFollowMaxS: opts.logsFollowMaxS ?? 300,
   };
 
+  const tasks = createTasks({
+    workspace: opts.config.workspace,
+    redisUrl: opts.tasks?.redisUrl ?? (env.NEXUS_TASKS_REDIS_URL || undefined),
+    dispatcher: {
+      ...opts.tasks?.dispatcher,
+      clock,
+      // lazy: the gateway is built after the app
+      gateway: { executeViaGateway: (agent, req, o) => ctx.gateway.executeViaGateway(agent, req, o) },
+      resolveCapability: (cap) => healthyWithCapability(ctx, cap),
+      onEvent: (ev) => publish(taskStreamEvent(ev)),
+    },
+  });
+
   let torn = false;
   const teardown = async () => {
     if (torn) return;
     torn = true;
+    await tasks.close().catch(() => undefined);
     await supervisor?.close().catch(() => undefined);
     await gateway?.close();
     metricsProducer.stop();
@@ -160,7 +182,7 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
       limits: opts.limits,
       log: opts.log,
       plugins: {
-        api: [agentsPlugin(ctx), streamRoutes({ bus: events, ...(opts.streamHeartbeatMs ? { heartbeatMs: opts.streamHeartbeatMs } : {}) }), ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
+        api: [agentsPlugin(ctx), tasks.plugin, streamRoutes({ bus: events, ...(opts.streamHeartbeatMs ? { heartbeatMs: opts.streamHeartbeatMs } : {}) }), ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
         root: [shutdown, ...(opts.plugins?.root ?? []).map((f) => f(ctx))],
       },
     });
@@ -177,7 +199,18 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
     await app.close();
     throw err;
   }
-  return { app, fleet, gateway, events, context: ctx, close: () => app.close() };
+  tasks.dispatcher.start();
+  return { app, fleet, gateway, events, context: ctx, tasks, close: () => app.close() };
+}
+
+/** Slugs of the agents whose record lists `capability` and that have a replica in rotation now. */
+async function healthyWithCapability(ctx: ManagerContext, capability: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const rec of (await ctx.snapshot.get()).records) {
+    if (!rec.capabilities.includes(capability)) continue;
+    if ((await ctx.rotation.rotation(rec.slug)).some((v) => v.inRotation && v.url)) out.push(rec.slug);
+  }
+  return out;
 }
 
 /** The gateway's view of an agent (by name or slug): its replicas with a dialable URL, from the rotation source. */

@@ -53,6 +53,23 @@ describe('streams in the manager (createManager, fake engine, real sockets)', ()
     other.close();
   });
 
+  it("a task's state changes reach /tasks/stream/{id} (resumed from seq 0) and no other task's stream", async () => {
+    const submit = async () => {
+      const r = await m.app.inject({ method: 'POST', url: '/api/v1/tasks/submit', headers: admin, payload: { agent: 'data-agent', tool_name: 'process_data', parameters: { data: [1] }, max_attempts: 1 } });
+      expect(r.statusCode).toBe(202);
+      return (r.json() as { task_id: string }).task_id;
+    };
+    const [a, b] = [await submit(), await submit()];
+    const streamA = wsClient(`${base}/tasks/stream/${a}?since=0`, viewer);
+    const streamB = sseClient(`${base}/tasks/stream/${b}`, { ...viewer, 'last-event-id': '0' });
+    await eventually(async () => (streamA.events.length > 0 && streamB.events.length > 0 ? true : undefined), 10_000, 20);
+    expect(streamA.events[0]).toMatchObject({ type: 'task.queued', topic: 'tasks', task_id: a, data: { status: 'queued' } });
+    expect(streamA.events.every((e) => e.task_id === a)).toBe(true);
+    expect(streamB.events.every((e) => e.task_id === b)).toBe(true);
+    streamA.close();
+    streamB.close();
+  });
+
   it('metrics snapshots arrive on /metrics/stream; the stream routes are in the OpenAPI document, which stays valid OpenAPI 3.1', async () => {
     const metrics = sseClient(`${base}/metrics/stream`, viewer);
     await eventually(async () => (metrics.events.length >= 2 ? true : undefined), 10_000, 20);
