@@ -127,15 +127,23 @@ export class McpDoor {
   ) {
     this.maxSessions = opts.maxSessions ?? 100;
     this.idleMs = opts.idleMs ?? 600_000;
-    // fleet events (start, stop, remove, scale...): recompute soon, once per burst
-    this.unsubscribe = ctx.events.subscribe((entry) => {
-      if (entry.event.kind === 'note') return;
-      this.pending ??= setTimeout(() => {
-        this.pending = undefined;
-        ctx.snapshot.invalidate();
-        void this.tools().catch(() => undefined);
-      }, 50);
-    });
+    // agent events on the bus (start, stop, remove, scale, health...): recompute soon, once per burst
+    const sub = ctx.events.subscribe(
+      { topic: 'agents' },
+      {
+        send: (entry) => {
+          if (entry.seq === 0 || this.pending) return;
+          this.pending = setTimeout(() => {
+            this.pending = undefined;
+            ctx.snapshot.invalidate();
+            void this.tools().catch(() => undefined);
+          }, 50);
+        },
+        bufferedBytes: () => 0,
+        close: () => undefined,
+      },
+    );
+    this.unsubscribe = () => sub.close();
     this.timer = setInterval(() => {
       this.sweep();
       if (this.sessions.size) void this.tools().catch(() => undefined);
