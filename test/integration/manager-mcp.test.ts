@@ -37,7 +37,7 @@ beforeAll(async () => {
   base = await m.app.listen({ host: '127.0.0.1', port: 0 });
   operator = (await createToken({ scope: 'operator' }, { workspace: ws.dir })).token;
   for (const name of ['DataAgent', 'TextAgent']) {
-    expect((await api('POST', '/agents', { name })).status).toBe(201);
+    expect((await api('POST', '/agents', { name, capabilities: ['data'] })).status).toBe(201);
     const started = await api('POST', `/agents/${name}/start`);
     expect(started.json, JSON.stringify(started.json)).toMatchObject({ ok: 1, failed: 0 });
   }
