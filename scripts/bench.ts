@@ -332,8 +332,11 @@ async function doorBench(seconds: number): Promise<string> {
         rows.push(`| ${d.name} | failed (HTTP ${once.status}) | | | |`);
         continue;
       }
-      await autocannon({ ...opts, duration: 1 });
-      const r = await autocannon({ ...opts, duration: seconds });
+      // JSON-RPC ids must be unique among a session's requests in flight: number them
+      let id = 1;
+      const numbered = { ...opts, requests: [{ setupRequest: (req: autocannon.Request) => ({ ...req, body: JSON.stringify({ ...(d.body as object), ...('jsonrpc' in (d.body as object) ? { id: id++ } : {}) }) }) }] };
+      await autocannon({ ...numbered, duration: 1 });
+      const r = await autocannon({ ...numbered, duration: seconds });
       rows.push(`| ${d.name} | ${r.requests.average.toFixed(0)} | ${r.latency.p50.toFixed(1)} ms | ${r.latency.p99.toFixed(1)} ms | ${r.errors + r.non2xx} |`);
     }
     return `## The manager's MCP door vs the agent's own doors
