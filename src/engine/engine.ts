@@ -45,6 +45,13 @@ export interface Engine {
   connectNetwork(network: string, containerId: string, aliases: string[]): Promise<void>;
   /** Remove a network; absent or in use is fine (returns false then). */
   removeNetwork(name: string): Promise<boolean>;
+  /**
+   * Container events (`docker events --filter type=container`) of containers carrying all the given
+   * labels, from `sinceMs` (ms since the epoch; events since then are replayed, so a caller that
+   * takes the time before acting misses nothing) until `signal` aborts, then the iteration ends.
+   * Only the kinds of EngineEvent are reported. @throws AppError ENGINE_UNREACHABLE on the first next()
+   */
+  events(labels: Record<string, string>, signal: AbortSignal, sinceMs?: number): AsyncIterable<EngineEvent>;
   /** Send a signal to a container's main process (e.g. SIGHUP to reload nginx). */
   signalContainer(id: string, signal: string): Promise<void>;
   /** Tag an image under another reference (`docker tag`). */
@@ -157,6 +164,22 @@ export interface ContainerInfo {
   labels: Record<string, string>;
 }
 
+/** The container events the tool reacts to (Docker's names). */
+export const ENGINE_EVENT_KINDS = ['start', 'die', 'oom', 'kill', 'stop', 'destroy', 'pause', 'unpause', 'restart'] as const;
+
+/** One container event. */
+export interface EngineEvent {
+  kind: (typeof ENGINE_EVENT_KINDS)[number];
+  /** Container id. */
+  id: string;
+  /** The container's labels at the time of the event. */
+  labels: Record<string, string>;
+  /** ms since the epoch. */
+  at: number;
+  /** Exit code, on `die`. */
+  exitCode?: number | undefined;
+}
+
 export interface ContainerDetails extends ContainerInfo {
   /** Host PID of the container's main process (0 when not running). */
   pid: number;
@@ -164,6 +187,12 @@ export interface ContainerDetails extends ContainerInfo {
   health: 'starting' | 'healthy' | 'unhealthy' | 'none';
   exitCode: number;
   startedAt: string;
+  /** ISO-8601 time it last stopped; absent (or year 1) if never. */
+  finishedAt?: string | undefined;
+  /** The engine's restart policy on it. */
+  restartPolicy?: ContainerSpec['restartPolicy'] | undefined;
+  /** Its address on its first network (reach a replica without a host port), when running. */
+  ipAddress?: string | undefined;
 }
 
 /** Everything needed to create an agent container. Sizes in MiB, CPUs as fractions of a core. */
