@@ -1,0 +1,92 @@
+/**
+ * What the supervisor does to the fleet, always through the fleet's use cases (start = desire ->
+ * observe -> plan -> execute; scale), never beside them, and what it writes down: an event with its
+ * reason, the registry history, the record's status, and the marketplace listing of registered
+ * agents. Every function here reports its failure as a value; none throws into the loop.
+ */
+import { messageOf } from '../errors.js';
+import { logger } from '../log.js';
+import type { FleetDeps } from '../fleet/context.js';
+import type { AgentPatch, AgentRecord, HistoryEvent, ListingChange } from '../registry/registry.js';
+import type { SupervisorEvent } from './prober.js';
+
+const log = logger('supervisor');
+
+/** Prefix of `lastError` when the supervisor gave up on an agent: such a record is not restored again until an operator starts it. */
+export const SUPERVISOR_FAILED = 'supervisor: ';
+
+/** Whether the supervisor gave up on this record (status failed with its mark). */
+export function givenUp(rec: AgentRecord): boolean {
+  return rec.status === 'failed' && !!rec.lastError?.startsWith(SUPERVISOR_FAILED);
+}
+
+/** The result of converging one agent through the fleet's start use case. */
+export type ConvergeResult = { ok: true } | { ok: false; reason: string };
+
+/**
+ * Start an agent again through the fleet's start use case (`startWith`: builds what changed,
+ * creates or starts its containers, waits for health, records running). `remove`: container ids
+ * to remove first (a hung replica is recreated, not signalled). `replicas`: the count to keep
+ * when the agent runs more than one container. Never throws: a failure is the result.
+ */
+export async function convergeAgent(deps: FleetDeps, slug: string, opts: { remove?: string[]; replicas?: number | undefined } = {}): Promise<ConvergeResult> {
+  try {
+    for (const id of opts.remove ?? []) await deps.engine.removeContainer(id);
+    const { startWith } = await import('../fleet/start.js');
+    const { result } = await startWith(deps, [slug], opts.replicas && opts.replicas > 1 ? { replicas: opts.replicas } : {});
+    const out = result.agents[0];
+    if (!out || out.outcome === 'failed') return { ok: false, reason: out?.error?.message ?? 'the start use case reported no outcome' };
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, reason: messageOf(err) };
+  }
+}
+
+/** Scale an agent through the fleet's scale use case. Never throws. */
+export async function scaleTo(deps: FleetDeps, slug: string, replicas: number, routerPort: number | undefined): Promise<ConvergeResult> {
+  try {
+    const { scaleAgent } = await import('../fleet/scale.js');
+    await scaleAgent(deps, slug, replicas, { routerPort });
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, reason: messageOf(err) };
+  }
+}
+
+/** The supervisor's bookkeeping side: events, history, record status, listings. */
+export class Recorder {
+  constructor(
+    private readonly deps: FleetDeps,
+    private readonly emit: (e: SupervisorEvent) => void,
+  ) {}
+
+  /** Emit `e`, and append it to the agent's history as `event` when given. */
+  async note(e: SupervisorEvent, event?: HistoryEvent): Promise<void> {
+    this.emit(e);
+    log.info({ agent: e.agent, type: e.type, reason: e.reason }, 'supervisor');
+    if (event) await this.deps.registry.appendHistory(e.agent, { event, reason: e.reason }).catch((err) => log.warn({ agent: e.agent, err: messageOf(err) }, 'history not written'));
+  }
+
+  /** Patch the record (a record removed meanwhile is fine). */
+  async status(slug: string, patch: AgentPatch): Promise<void> {
+    await this.deps.registry.update(slug, patch).catch((err) => log.debug({ agent: slug, err: messageOf(err) }, 'record not updated'));
+  }
+
+  /** Listings follow health: only for agents registered in the marketplace (src/fleet/listings.ts). */
+  async listing(rec: AgentRecord | undefined, change: ListingChange): Promise<void> {
+    if (!rec?.marketplace) return;
+    try {
+      const { syncListingsIfRegistered } = await import('../fleet/listings.js');
+      await syncListingsIfRegistered(this.deps, [{ slug: rec.slug, change }]);
+    } catch (err) {
+      log.warn({ agent: rec.slug, err: messageOf(err) }, 'listing not synced');
+    }
+  }
+
+  /** Give up on an agent: event `failed`, history, status failed with the reason, listing unavailable. */
+  async fail(rec: AgentRecord | undefined, slug: string, at: number, reason: string, replica?: string): Promise<void> {
+    await this.note({ type: 'failed', agent: slug, ...(replica ? { replica } : {}), at, reason }, 'failed');
+    await this.status(slug, { status: 'failed', lastError: `${SUPERVISOR_FAILED}${reason}` });
+    await this.listing(rec, 'unavailable');
+  }
+}
