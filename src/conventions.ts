@@ -20,11 +20,15 @@ export const LABEL = {
   configHash: 'dev.nexus-delta.config-hash',
   /** Hash of the bundled agent source + base image id, on agent images. */
   sourceHash: 'dev.nexus-delta.source-hash',
+  /** Hash of an agent's lockfile + external packages + base image id, on dependency images. */
+  depsHash: 'dev.nexus-delta.deps-hash',
+  /** An agent image's own memory limit in MiB (agent.json resources.memoryMiB), when it has one. */
+  memoryMiB: 'dev.nexus-delta.memory-mib',
   /** Hash of the runtime bundle + Dockerfile.agent + FROM image, on base images. */
   runtimeHash: 'dev.nexus-delta.runtime-hash',
   /** The FROM image a base image was built on (public image or the offline host-Node image). */
   baseFrom: 'dev.nexus-delta.base-from',
-  /** Kind of object: base-image, agent-image, host-node-image, container, router. */
+  /** Kind of object: base-image, agent-image, deps-image, host-node-image, container, router. */
   kind: 'dev.nexus-delta.kind',
 } as const;
 
@@ -90,6 +94,12 @@ export const SWARM_HEALTHCHECK: Healthcheck = { ...AGENT_HEALTHCHECK, intervalS:
 /** Replica number of a container from its labels (0, the primary, when unlabelled). */
 export function replicaIndex(labels: Readonly<Record<string, string>>): number {
   return Number(labels[LABEL.replica] ?? '0');
+}
+
+/** An agent's memory limit from its image's label (agent.json resources.memoryMiB), or undefined for the workspace default. */
+export function imageMemoryMiB(labels: Readonly<Record<string, string>>): number | undefined {
+  const v = Number(labels[LABEL.memoryMiB]);
+  return Number.isInteger(v) && v > 0 ? v : undefined;
 }
 
 /** Whether a container is an agent's primary replica (the one with the host port). */

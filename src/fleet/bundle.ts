@@ -29,19 +29,21 @@ function formatEsbuildError(err: unknown): string {
   return `${loc}${first.text}`;
 }
 
+/** esbuild options shared by the runtime and agent bundles: Node 20 ESM, in memory, whitespace and syntax minified. */
+const BUNDLE_OPTIONS = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  write: false,
+  logLevel: 'silent',
+  legalComments: 'none',
+  minifyWhitespace: true,
+  minifySyntax: true,
+} as const satisfies esbuild.BuildOptions;
+
 async function bundle(opts: esbuild.BuildOptions): Promise<Bundle> {
-  const out = await esbuild.build({
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    write: false,
-    logLevel: 'silent',
-    legalComments: 'none',
-    minifyWhitespace: true,
-    minifySyntax: true,
-    ...opts,
-  });
+  const out = await esbuild.build({ ...BUNDLE_OPTIONS, ...opts });
   const code = out.outputFiles![0]!.text;
   return { code, hash: sha256(code) };
 }
@@ -79,21 +81,47 @@ export async function bundleRuntime(): Promise<Bundle> {
   }
 }
 
+/** One agent bundled: output files by path relative to /app/agent (agent.mjs, chunks/*.mjs) and the sha256 over all of them. */
+export interface AgentBundle {
+  files: Map<string, string>;
+  hash: string;
+}
+
+/** What an agent's bundle leaves out: packages shipped in its node_modules layer, and where its dependencies are installed. */
+export interface AgentBundleOptions {
+  /** Package names kept external (resolved at run time from /app/agent/node_modules). */
+  external?: readonly string[];
+  /** The host folder holding the agent's installed dependencies (searched before the tool's own). */
+  nodeModules?: string;
+}
+
 /**
- * One agent's source (`<dir>/src/index.ts` and what it imports, its npm dependencies included)
- * as one ESM file; the runtime package stays external (the base image provides it).
+ * One agent's source (`<dir>/src/index.ts` and what it imports, its npm dependencies included,
+ * except `opts.external`) as ESM: `agent.mjs` plus one chunk per dynamic `import()`, so a tool that
+ * loads a heavy module on its first call keeps it out of the idle agent's memory. The runtime
+ * package stays external (the base image provides it).
  * @throws AppError BUILD_FAILED with the first compile error as file:line:col.
  */
-export async function bundleAgent(dir: string): Promise<Bundle> {
+export async function bundleAgent(dir: string, opts: AgentBundleOptions = {}): Promise<AgentBundle> {
   try {
-    return await bundle({
-      entryPoints: [join(dir, 'src', 'index.ts')],
+    const out = await esbuild.build({
+      ...BUNDLE_OPTIONS,
+      entryPoints: { agent: join(dir, 'src', 'index.ts') },
+      splitting: true,
+      outdir: '/out',
+      chunkNames: 'chunks/[name]-[hash]',
+      outExtension: { '.js': '.mjs' },
       // error locations read agents/<slug>/src/... from the workspace
       absWorkingDir: join(dir, '..', '..'),
-      external: [RUNTIME_PACKAGE],
-      nodePaths: [NODE_MODULES],
+      external: [RUNTIME_PACKAGE, ...(opts.external ?? [])],
+      nodePaths: [...(opts.nodeModules ? [opts.nodeModules] : []), NODE_MODULES],
       banner: { js: ESM_REQUIRE_BANNER },
+      // CommonJS packages bundled in (typescript) read these; only free uses are replaced (Node >= 20.11)
+      define: { __filename: 'import.meta.filename', __dirname: 'import.meta.dirname' },
     });
+    const files = new Map<string, string>();
+    for (const f of [...out.outputFiles].sort((a, b) => a.path.localeCompare(b.path))) files.set(relative('/out', f.path), f.text);
+    return { files, hash: sha256(...[...files].flat()) };
   } catch (err) {
     throw new AppError('BUILD_FAILED', `cannot bundle ${dir}: ${formatEsbuildError(err)}`, {
       hint: 'fix the error in the agent source, then build again',

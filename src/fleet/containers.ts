@@ -8,10 +8,10 @@ import type { AgentRecord } from '../registry/registry.js';
 /**
  * The hardened container spec of one agent (pure): non-root, read-only root filesystem with a
  * small /tmp tmpfs, all capabilities dropped, no-new-privileges, memory/CPU/pids limits, restart
- * unless-stopped, a HEALTHCHECK on /health, host port bound to the configured address.
+ * unless-stopped (memory: the image's own limit from agent.json, else the workspace's), a HEALTHCHECK on /health, host port bound to the configured address.
  * The config-hash label covers everything (image id included), so any change recreates it.
  */
-export function agentContainerSpec(config: Config, record: AgentRecord, image: { ref: string; id: string }): ContainerSpec {
+export function agentContainerSpec(config: Config, record: AgentRecord, image: { ref: string; id: string; memoryMiB?: number | undefined }): ContainerSpec {
   const spec: ContainerSpec = {
     name: containerName(record.slug, 0, config.project),
     image: image.ref,
@@ -36,7 +36,8 @@ export function agentContainerSpec(config: Config, record: AgentRecord, image: {
     tmpfs: { [AGENT_TMP.path]: AGENT_TMP.options },
     capDrop: [...HARDENED.capDrop],
     securityOpt: [...HARDENED.securityOpt],
-    memoryMiB: config.resources.memoryMiB,
+    // an agent that needs more (OCR) says so in agent.json resources.memoryMiB
+    memoryMiB: image.memoryMiB ?? config.resources.memoryMiB,
     cpus: config.resources.cpus,
     pidsLimit: config.resources.pids,
     restartPolicy: HARDENED.restartPolicy,

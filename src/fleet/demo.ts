@@ -7,14 +7,46 @@ import { request } from './http.js';
 import { createAgent } from './create.js';
 import { startAgents, type StartOutcome } from './start.js';
 
-/** The seed's five demo agents, with the port the seed gives each and one tool call to show. */
-export const DEMO_AGENTS = [
-  { name: 'DataAgent', port: 8081, capabilities: ['data', 'analytics'], call: { tool_name: 'process_data', parameters: { data: [1, 2, 3, 4, 5] } } },
-  { name: 'TextAgent', port: 8082, capabilities: ['nlp', 'text'], call: { tool_name: 'analyze_text', parameters: { text: 'Nexus Delta runs agents. Each agent serves tools!' } } },
-  { name: 'ImageAgent', port: 8083, capabilities: ['vision', 'ocr'], call: { tool_name: 'echo', parameters: { message: 'image.png' } } },
-  { name: 'CodeAgent', port: 8084, capabilities: ['programming'], call: { tool_name: 'echo', parameters: { message: 'print("hi")' } } },
-  { name: 'MathAgent', port: 8085, capabilities: ['math', 'calculus'], call: { tool_name: 'evaluate_expression', parameters: { expression: '2 * (3 + 4) ^ 2' } } },
-] as const;
+/**
+ * A PNG of black text on white, drawn by sharp (librsvg, host fonts) from an SVG: what the demo's
+ * ImageAgent reads back, and the known input of the OCR tests. Sizes in pixels. sharp is imported
+ * here, on use, so other commands never load its native addon.
+ */
+export async function drawTextPng(text: string, opts: { width?: number; height?: number; fontSize?: number } = {}): Promise<Buffer> {
+  const { width = 640, height = 120, fontSize = 48 } = opts;
+  const escaped = text.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const baseline = Math.round(height / 2 + fontSize / 3);
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><rect width="100%" height="100%" fill="white"/><text x="20" y="${baseline}" font-family="DejaVu Sans, Liberation Sans, sans-serif" font-size="${fontSize}" fill="black">${escaped}</text></svg>`;
+  const sharp = (await import('sharp')).default;
+  return sharp(Buffer.from(svg)).png().toBuffer();
+}
+
+/** The text the demo draws into a PNG for ImageAgent to read back. */
+export const DEMO_IMAGE_TEXT = 'Nexus Delta demo';
+/** A TypeScript snippet with a syntax error on line 2 (the operand after + is missing): CodeAgent finds it. */
+export const DEMO_CODE_SNIPPET = 'function add(a: number, b: number) {\n  return a + ;\n}\n';
+
+interface DemoCall {
+  tool_name: string;
+  parameters: Record<string, unknown>;
+}
+
+/**
+ * The seed's five demo agents, with the port the seed gives each and one real tool call to show:
+ * statistics, text analysis, OCR of an image the demo draws, a syntax check, a calculation.
+ */
+export const DEMO_AGENTS: readonly { name: string; port: number; capabilities: readonly string[]; call: () => Promise<DemoCall> }[] = [
+  { name: 'DataAgent', port: 8081, capabilities: ['data', 'analytics'], call: async () => ({ tool_name: 'process_data', parameters: { data: [1, 2, 3, 4, 5] } }) },
+  { name: 'TextAgent', port: 8082, capabilities: ['nlp', 'text'], call: async () => ({ tool_name: 'analyze_text', parameters: { text: 'Nexus Delta runs agents. Each agent serves tools!' } }) },
+  {
+    name: 'ImageAgent',
+    port: 8083,
+    capabilities: ['vision', 'ocr'],
+    call: async () => ({ tool_name: 'extract_text', parameters: { image: (await drawTextPng(DEMO_IMAGE_TEXT)).toString('base64') } }),
+  },
+  { name: 'CodeAgent', port: 8084, capabilities: ['programming'], call: async () => ({ tool_name: 'analyze_code', parameters: { code: DEMO_CODE_SNIPPET, language: 'typescript' } }) },
+  { name: 'MathAgent', port: 8085, capabilities: ['math', 'calculus'], call: async () => ({ tool_name: 'evaluate_expression', parameters: { expression: '2 * (3 + 4) ^ 2' } }) },
+];
 
 export interface DemoResult {
   created: string[];
@@ -44,8 +76,10 @@ export async function runDemo(deps: FleetDeps): Promise<DemoResult> {
     const rec = await deps.registry.get(validateAgentName(a.name));
     if (!rec || started.agents.find((s) => s.name === a.name)?.outcome === 'failed') continue;
     const url = agentUrl(deps.config, rec.port);
-    const res = await request(`${url}/execute`, { method: 'POST', json: a.call, timeoutMs: 5000 });
-    calls.push({ agent: a.name, url, tool: a.call.tool_name, status: res.status, body: res.body });
+    const call = await a.call();
+    // OCR starts its engine on the first call: allow it the tool's own budget
+    const res = await request(`${url}/execute`, { method: 'POST', json: call, timeoutMs: 60_000 });
+    calls.push({ agent: a.name, url, tool: call.tool_name, status: res.status, body: res.body });
   }
   const result = { created, start: started.agents, calls };
   if (started.failed > 0 || calls.some((c) => c.status !== 200) || calls.length !== DEMO_AGENTS.length) {

@@ -1,7 +1,7 @@
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { AppError, messageOf } from '../errors.js';
 import { LABEL, workspaceLabels } from '../conventions.js';
 import { hostNodeImageTag, hostNodeVersion } from '../engine/rootfs.js';
@@ -9,8 +9,9 @@ import type { ImageInfo } from '../engine/engine.js';
 import { agentImageRef, baseImageRef, HOST_NODE_IMAGE_REPO } from '../names.js';
 import { agentDir, DOCKERFILE_AGENT, RUNTIME_IMAGE_FILES } from '../paths.js';
 import type { AgentRecord } from '../registry/registry.js';
-import { readManifest } from '../scaffold/render.js';
-import { bundleAgent, bundleRuntime, runtimeSourceHash, sha256 } from './bundle.js';
+import { readManifest, type AgentManifest } from '../scaffold/render.js';
+import { bundleAgent, bundleRuntime, runtimeSourceHash, sha256, type AgentBundle } from './bundle.js';
+import { copyLayer, installDependencies, missingHostLibraries, readAgentPackage, type DependencySet } from './dependencies.js';
 import type { FleetDeps } from './context.js';
 
 /** The base image in use: reference, id, what it was built FROM, and whether this call built it. */
@@ -21,11 +22,24 @@ export interface BaseImage {
   built: boolean;
 }
 
-/** An agent image: reference, id, source hash, whether this call built it, and bytes it adds over the base. */
+/** An agent image: reference, id, source hash, whether this call built it. */
 export interface AgentImage {
   ref: string;
   id: string;
   sourceHash: string;
+  built: boolean;
+  /** The agent's own memory limit in MiB from agent.json `resources.memoryMiB` (default: the workspace's). */
+  memoryMiB?: number;
+  /** Its dependency layer, when it ships packages esbuild cannot inline. */
+  dependencies?: DependencyImage;
+}
+
+/** The image holding an agent's production node_modules (base + one COPY), cached by its lockfile. */
+export interface DependencyImage {
+  ref: string;
+  id: string;
+  /** Packages kept external, e.g. ["sharp"]. */
+  external: string[];
   built: boolean;
 }
 
@@ -126,14 +140,75 @@ export async function ensureBaseImage(deps: FleetDeps, opts: { force?: boolean }
   return { ref, id: img.id, from, built: true };
 }
 
+/** Revision of the dependency layer's layout: bump it when ensureDependencyImage changes what it ships. */
+const DEPS_LAYER_REVISION = 'r1';
+
+/** `nexus-delta-agent-<slug>-deps:<tag>`: the dependency layer image of an agent. */
+export function dependencyImageRef(slug: string, tag: string, project?: string): string {
+  return agentImageRef(`${slug}-deps`, tag, project);
+}
+
 /**
- * Ensure the agent's image exists for its current source: bundle agents/<slug>/ (esbuild), hash
- * bundle + manifest + base image id, and build `FROM base` + one COPY only when the hash differs
- * from the existing image's source-hash label.
- * @throws AppError BUILD_FAILED (missing source, compile error, docker build error)
+ * Ensure the dependency image of an agent: the base plus one COPY of the production node_modules
+ * its external packages need (and, on the offline base, one COPY of the host libraries their
+ * native addons need besides node's), rebuilt only when the lockfile (or the base) changes: label
+ * deps-hash = sha256(lockfile hash, external packages, base id).
+ * @throws AppError BUILD_FAILED (docker build error)
  */
-export async function ensureAgentImage(deps: FleetDeps, record: AgentRecord, base: BaseImage): Promise<AgentImage> {
+async function ensureDependencyImage(deps: FleetDeps, record: AgentRecord, base: BaseImage, set: DependencySet): Promise<DependencyImage> {
   const { engine, config } = deps;
+  const ref = dependencyImageRef(record.slug, config.images.tag, config.project);
+  const hash = sha256(dependencyKey(set), base.id);
+  const existing = await engine.inspectImage(ref);
+  if (existing && existing.labels[LABEL.depsHash] === hash) return { ref, id: existing.id, external: set.external, built: false };
+  deps.onProgress?.({ agent: record.slug, phase: 'build', message: `building the dependency layer ${ref} (${set.external.join(', ')})` });
+  const img = await withTempDir(async (ctx) => {
+    await copyLayer(set.nodeModules, set.layerPackages, join(ctx, 'node_modules'));
+    let dockerfile = `FROM ${base.ref}\nCOPY node_modules /app/agent/node_modules\n`;
+    // the offline base holds only the libraries node links: add the host's others that native addons need
+    if (base.from.startsWith(`${HOST_NODE_IMAGE_REPO}:`)) {
+      const libs = await missingHostLibraries(join(ctx, 'node_modules'));
+      for (const lib of libs) {
+        await mkdir(join(ctx, 'rootfs', dirname(lib)), { recursive: true });
+        await copyFile(await realpath(lib), join(ctx, 'rootfs', lib));
+      }
+      if (libs.length) dockerfile += 'COPY rootfs/ /\n';
+    }
+    await writeFile(join(ctx, 'Dockerfile'), dockerfile);
+    return engine.buildImage({
+      contextDir: ctx,
+      tag: ref,
+      labels: { ...config.labels, ...workspaceLabels(config), [LABEL.kind]: 'deps-image', [LABEL.agent]: record.slug, [LABEL.depsHash]: hash },
+    });
+  });
+  if (existing && existing.id !== img.id) await engine.removeImage(existing.id).catch(() => undefined);
+  return { ref, id: img.id, external: set.external, built: true };
+}
+
+/** What an agent's image is made from, and the hash that names it (see agentSource). */
+export interface AgentSource {
+  manifest: AgentManifest;
+  bundle: AgentBundle;
+  /** The installed dependencies, when the agent has a package.json with dependencies. */
+  dependencies?: DependencySet;
+  /** sha256(bundle, manifest, base id, dependency layer key): the agent image's source-hash label. */
+  sourceHash: string;
+}
+
+/** Cache key of a dependency layer on a given base: layout revision, lockfile, external packages. */
+function dependencyKey(set: DependencySet): string {
+  return sha256(DEPS_LAYER_REVISION, set.lockHash, JSON.stringify(set.external));
+}
+
+/**
+ * Everything an agent image is made from, without building an image: its manifest, its npm
+ * dependencies installed on the host (cached by lockfile, see installDependencies), its bundle with
+ * the packages esbuild cannot inline left external, and the source hash over all of it. The one
+ * place this hash is computed (ensureAgentImage labels images with it; desire.ts compares it).
+ * @throws AppError BUILD_FAILED (missing source, a dependency that cannot be installed or loaded, compile error)
+ */
+export async function agentSource(deps: FleetDeps, record: AgentRecord, base: { id: string }): Promise<AgentSource> {
+  const { config } = deps;
   const dir = agentDir(config.workspace, record.slug);
   if (!existsSync(dir)) {
     throw new AppError('BUILD_FAILED', `source folder ${dir} of agent '${record.name}' is missing`, {
@@ -141,19 +216,47 @@ export async function ensureAgentImage(deps: FleetDeps, record: AgentRecord, bas
     });
   }
   const manifest = await readManifest(dir);
+  const pkg = await readAgentPackage(dir);
+  let set: DependencySet | undefined;
+  if (pkg) {
+    deps.onProgress?.({ agent: record.slug, phase: 'dependencies' });
+    set = await installDependencies(config.workspace, dir, pkg, manifest.dependencies?.external ?? []);
+  }
   deps.onProgress?.({ agent: record.slug, phase: 'bundle' });
-  const bundle = await bundleAgent(dir);
-  const sourceHash = sha256(bundle.hash, JSON.stringify(manifest), base.id);
+  const bundle = await bundleAgent(dir, set ? { external: set.external, nodeModules: set.nodeModules } : {});
+  const layerKey = set?.external.length ? dependencyKey(set) : '';
+  const sourceHash = sha256(bundle.hash, JSON.stringify(manifest), base.id, layerKey);
+  return { manifest, bundle, ...(set ? { dependencies: set } : {}), sourceHash };
+}
+
+/**
+ * Ensure the agent's image exists for its current source (agentSource): when it ships packages
+ * esbuild cannot inline, their dependency layer first (ensureDependencyImage), then
+ * `FROM <deps or base>` + one COPY of the code, built only when the source hash differs from the
+ * existing image's source-hash label. Everything that can fail (install, load check, bundle) runs
+ * before an image is tagged or a container touched.
+ * @throws AppError BUILD_FAILED (missing source, a dependency that cannot be installed or loaded, compile error, docker build error)
+ */
+export async function ensureAgentImage(deps: FleetDeps, record: AgentRecord, base: BaseImage): Promise<AgentImage> {
+  const { engine, config } = deps;
+  const { manifest, bundle, dependencies: set, sourceHash } = await agentSource(deps, record, base);
   const ref = agentImageRef(record.slug, config.images.tag, config.project);
   const existing = await engine.inspectImage(ref);
+  const memory = manifest.resources?.memoryMiB ? { memoryMiB: manifest.resources.memoryMiB } : {};
   if (existing && existing.labels[LABEL.sourceHash] === sourceHash) {
-    return { ref, id: existing.id, sourceHash, built: false };
+    return { ref, id: existing.id, sourceHash, built: false, ...memory };
   }
+  const layer = set?.external.length ? await ensureDependencyImage(deps, record, base, set) : undefined;
+  const parent = layer ?? base;
   deps.onProgress?.({ agent: record.slug, phase: 'build', message: `building ${ref}` });
   const img: ImageInfo = await withTempDir(async (ctx) => {
-    await writeFile(join(ctx, 'agent.mjs'), bundle.code);
-    await writeFile(join(ctx, 'agent.json'), JSON.stringify(manifest, null, 2));
-    await writeFile(join(ctx, 'Dockerfile'), `FROM ${base.ref}\nCOPY agent.mjs agent.json /app/agent/\n`);
+    const app = join(ctx, 'app');
+    for (const [rel, code] of bundle.files) {
+      await mkdir(dirname(join(app, rel)), { recursive: true });
+      await writeFile(join(app, rel), code);
+    }
+    await writeFile(join(app, 'agent.json'), JSON.stringify(manifest, null, 2));
+    await writeFile(join(ctx, 'Dockerfile'), `FROM ${parent.ref}\nCOPY app/ /app/agent/\n`);
     return engine.buildImage({
       contextDir: ctx,
       tag: ref,
@@ -163,11 +266,12 @@ export async function ensureAgentImage(deps: FleetDeps, record: AgentRecord, bas
         [LABEL.kind]: 'agent-image',
         [LABEL.agent]: record.slug,
         [LABEL.sourceHash]: sourceHash,
+        ...(memory.memoryMiB ? { [LABEL.memoryMiB]: String(memory.memoryMiB) } : {}),
         'org.opencontainers.image.title': record.name,
         'org.opencontainers.image.version': manifest.version,
       },
     });
   });
   if (existing && existing.id !== img.id) await engine.removeImage(existing.id).catch(() => undefined);
-  return { ref, id: img.id, sourceHash, built: true };
+  return { ref, id: img.id, sourceHash, built: true, ...memory, ...(layer ? { dependencies: layer } : {}) };
 }

@@ -98,7 +98,7 @@ export async function convergeRunning(deps: FleetDeps, targets: AgentRecord[], b
   const p = plan({ config: deps.config, agents: desired, router: opts.router ?? 'any', routerPort: opts.routerPort }, observed);
   const images = new Map(desired.flatMap((d) => {
     const seen = observed.images[d.image!.ref];
-    return seen ? [[d.record.slug, { ref: seen.ref, id: seen.id, sourceHash: seen.sourceHash ?? '', built: false }] as const] : [];
+    return seen ? [[d.record.slug, { ref: seen.ref, id: seen.id, sourceHash: seen.sourceHash ?? '', built: false, ...(seen.memoryMiB ? { memoryMiB: seen.memoryMiB } : {}) }] as const] : [];
   }));
   const run = await execute(deps, p, { records: new Map(targets.map((r) => [r.slug, r])), observed, base, images });
   const agents = await Promise.all(

@@ -1,5 +1,5 @@
 import type { ContainerDetails, ContainerInfo, ImageInfo } from '../engine/engine.js';
-import { LABEL, replicaIndex, workspaceLabels } from '../conventions.js';
+import { LABEL, imageMemoryMiB, replicaIndex, workspaceLabels } from '../conventions.js';
 import { containerName } from '../names.js';
 import type { AgentRecord } from '../registry/registry.js';
 import type { FleetDeps } from './context.js';
@@ -28,6 +28,8 @@ export interface ObservedImage {
   ref: string;
   id: string;
   sourceHash?: string | undefined;
+  /** The agent's own memory limit (MiB) from the image's label, when agent.json sets one. */
+  memoryMiB?: number | undefined;
 }
 
 /**
@@ -83,7 +85,7 @@ export async function observe(deps: FleetDeps, opts: ObserveOptions = {}): Promi
   await Promise.all(
     (opts.images ?? []).map(async (ref) => {
       const img: ImageInfo | undefined = await engine.inspectImage(ref);
-      if (img) images[ref] = { ref, id: img.id, sourceHash: img.labels[LABEL.sourceHash] };
+      if (img) images[ref] = { ref, id: img.id, sourceHash: img.labels[LABEL.sourceHash], memoryMiB: imageMemoryMiB(img.labels) };
     }),
   );
   const foreignNames: Record<string, string> = {};

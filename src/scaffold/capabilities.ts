@@ -1,7 +1,43 @@
 import { AppError } from '../errors.js';
 
 /** Starter tools in agent-template/tools/ (file name = tool name). */
-export type StarterTool = 'process_data' | 'analyze_text' | 'evaluate_expression' | 'echo';
+export type StarterTool =
+  | 'process_data' | 'analyze_text' | 'evaluate_expression' | 'echo'
+  | 'image_info' | 'resize' | 'extract_text' | 'analyze_code' | 'format_code';
+
+/**
+ * npm packages each starter tool imports, with the exact versions the tool itself is tested with
+ * (its own package-lock; a unit test keeps them equal): they go into agents/<slug>/package.json.
+ * typescript is the version this project pins (package.json "typescript": "5.9").
+ */
+export const TOOL_DEPENDENCIES: Readonly<Partial<Record<StarterTool, Readonly<Record<string, string>>>>> = {
+  evaluate_expression: { jsep: '1.6.0' },
+  image_info: { sharp: '0.35.5' },
+  resize: { sharp: '0.35.5' },
+  extract_text: { sharp: '0.35.5', 'tesseract.js': '7.0.0', '@tesseract.js-data/eng': '1.0.0' },
+  analyze_code: { typescript: '5.9.3' },
+  format_code: { prettier: '3.10.1' },
+};
+
+/** Files besides tools/<tool>.ts a starter tool needs (paths under agent-template/tools/). */
+export const TOOL_SUPPORT_FILES: Readonly<Partial<Record<StarterTool, readonly string[]>>> = {
+  image_info: ['lib/image-input.ts'],
+  resize: ['lib/image-input.ts'],
+  extract_text: ['lib/image-input.ts'],
+};
+
+/**
+ * Memory limit (MiB) a starter tool needs above the 128 MiB default: OCR peaks above it on one
+ * call (see BENCHMARKS.md), written to agent.json resources.memoryMiB.
+ */
+export const TOOL_MEMORY_MIB: Readonly<Partial<Record<StarterTool, number>>> = { extract_text: 256 };
+
+/** The npm dependencies of a set of starter tools, sorted by name. Pure. */
+export function toolDependencies(tools: readonly StarterTool[]): Record<string, string> {
+  const all: Record<string, string> = {};
+  for (const t of tools) Object.assign(all, TOOL_DEPENDENCIES[t]);
+  return Object.fromEntries(Object.entries(all).sort(([a], [b]) => a.localeCompare(b)));
+}
 
 interface CapabilityInfo {
   tools: StarterTool[];
@@ -24,11 +60,11 @@ export const CAPABILITIES: Readonly<Record<string, CapabilityInfo>> = {
   summarization: { tools: ['analyze_text'], category: 'language' },
   math: { tools: ['evaluate_expression'], category: 'math' },
   calculus: { tools: ['evaluate_expression'], category: 'math' },
-  vision: { tools: ['echo'], category: 'vision' },
-  ocr: { tools: ['echo'], category: 'vision' },
-  image: { tools: ['echo'], category: 'vision' },
-  programming: { tools: ['echo'], category: 'development' },
-  code: { tools: ['echo'], category: 'development' },
+  vision: { tools: ['image_info', 'resize'], category: 'vision' },
+  image: { tools: ['image_info', 'resize'], category: 'vision' },
+  ocr: { tools: ['extract_text'], category: 'vision' },
+  programming: { tools: ['analyze_code', 'format_code'], category: 'development' },
+  code: { tools: ['analyze_code', 'format_code'], category: 'development' },
   search: { tools: ['echo'], category: 'research' },
   research: { tools: ['echo'], category: 'research' },
   automation: { tools: ['echo'], category: 'automation' },

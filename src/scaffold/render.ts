@@ -6,7 +6,7 @@ import Handlebars from 'handlebars';
 import { AppError } from '../errors.js';
 import { commentText, markdownCode, markdownInline, shellWord } from '../generate/escape.js';
 import { TEMPLATE_DIR } from '../paths.js';
-import type { StarterTool } from './capabilities.js';
+import { TOOL_MEMORY_MIB, TOOL_SUPPORT_FILES, toolDependencies, type StarterTool } from './capabilities.js';
 
 /** What the template needs to render one agent. */
 export interface ScaffoldInput {
@@ -29,6 +29,10 @@ export interface AgentManifest {
   capabilities: string[];
   category: string;
   model: string;
+  /** npm packages to keep out of the bundle and ship in the node_modules layer, besides those detected (see fleet/dependencies.ts). */
+  dependencies?: { external?: string[] };
+  /** Container limits this agent needs above the workspace default (e.g. OCR: 256 MiB). */
+  resources?: { memoryMiB?: number };
 }
 
 const hb = Handlebars.create();
@@ -46,16 +50,24 @@ export function toolIdent(tool: string): string {
 
 /**
  * Render agent-template/ for one agent into a map of relative path -> content. Pure apart from
- * reading the template files. Tools are copied verbatim from agent-template/tools/<tool>.ts.
+ * reading the template files. Tools (and the support files they need) are copied verbatim from
+ * agent-template/tools/; package.json lists the npm packages they import (TOOL_DEPENDENCIES) and
+ * agent.json the memory an OCR agent needs (TOOL_MEMORY_MIB).
  */
 export async function renderAgentFiles(input: ScaffoldInput, templateDir = TEMPLATE_DIR): Promise<Map<string, string>> {
-  const ctx = { ...input, tools: input.tools.map((name) => ({ name, ident: toolIdent(name) })) };
+  const memoryMiB = Math.max(0, ...input.tools.map((t) => TOOL_MEMORY_MIB[t] ?? 0)) || undefined;
+  const ctx = { ...input, memoryMiB, dependencies: toolDependencies(input.tools), tools: input.tools.map((name) => ({ name, ident: toolIdent(name) })) };
   const render = async (file: string) => hb.compile(await readFile(join(templateDir, file), 'utf8'), { noEscape: true })(ctx);
+  const json = async (file: string) => `${JSON.stringify(JSON.parse(await render(file)), null, 2)}\n`;
   const files = new Map<string, string>();
-  files.set('agent.json', await render('agent.json.hbs'));
+  files.set('agent.json', await json('agent.json.hbs'));
+  files.set('package.json', await json('package.json.hbs'));
   files.set('src/index.ts', await render('src/index.ts.hbs'));
   files.set('README.md', await render('README.md.hbs'));
-  for (const tool of input.tools) files.set(`src/tools/${tool}.ts`, await readFile(join(templateDir, 'tools', `${tool}.ts`), 'utf8'));
+  for (const tool of input.tools) {
+    files.set(`src/tools/${tool}.ts`, await readFile(join(templateDir, 'tools', `${tool}.ts`), 'utf8'));
+    for (const f of TOOL_SUPPORT_FILES[tool] ?? []) files.set(`src/tools/${f}`, await readFile(join(templateDir, 'tools', f), 'utf8'));
+  }
   return files;
 }
 
@@ -100,6 +112,14 @@ export async function readManifest(dir: string): Promise<AgentManifest> {
   }
   if (!Array.isArray(data.capabilities)) {
     throw new AppError('BUILD_FAILED', `${path}: "capabilities" must be an array`, { hint: `fix ${path}` });
+  }
+  const external = data.dependencies?.external;
+  if (data.dependencies !== undefined && (typeof data.dependencies !== 'object' || (external !== undefined && (!Array.isArray(external) || external.some((e) => typeof e !== 'string'))))) {
+    throw new AppError('BUILD_FAILED', `${path}: "dependencies.external" must be an array of package names`, { hint: `fix ${path}` });
+  }
+  const mem = data.resources?.memoryMiB;
+  if (data.resources !== undefined && (typeof data.resources !== 'object' || (mem !== undefined && !(Number.isInteger(mem) && mem >= 32 && mem <= 4096)))) {
+    throw new AppError('BUILD_FAILED', `${path}: "resources.memoryMiB" must be an integer from 32 to 4096`, { hint: `fix ${path}` });
   }
   return data as AgentManifest;
 }

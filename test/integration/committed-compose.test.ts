@@ -46,9 +46,10 @@ describe('the committed docker-compose-agents.yml', () => {
   it('runs the five demo agents behind nginx; each answers /execute', async () => {
     for (const a of DEMO_AGENTS) {
       const slug = a.name.replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase();
+      const call = await a.call();
       const r = await (async () => {
         for (let i = 0; i < 120; i++) {
-          const x = await request(`http://127.0.0.1:8088/agents/${slug}/execute`, { method: 'POST', json: a.call, timeoutMs: 3000 }).catch(() => undefined);
+          const x = await request(`http://127.0.0.1:8088/agents/${slug}/execute`, { method: 'POST', json: call, timeoutMs: 30_000 }).catch(() => undefined);
           if (x?.status === 200) return x;
           await new Promise((res) => setTimeout(res, 500));
         }

@@ -7,12 +7,12 @@ describe('planCapabilities', () => {
     expect(planCapabilities(['data_processing', 'analytics']).tools).toEqual(['process_data']);
     expect(planCapabilities(['nlp', 'text'])).toMatchObject({ tools: ['analyze_text'], category: 'language' });
     expect(planCapabilities(['math', 'calculus'])).toMatchObject({ tools: ['evaluate_expression'], category: 'math' });
-    expect(planCapabilities(['vision', 'ocr'])).toMatchObject({ tools: ['echo'], category: 'vision' });
-    expect(planCapabilities(['programming'])).toMatchObject({ tools: ['echo'], category: 'development' });
+    expect(planCapabilities(['vision', 'ocr'])).toMatchObject({ tools: ['image_info', 'resize', 'extract_text'], category: 'vision' });
+    expect(planCapabilities(['programming'])).toMatchObject({ tools: ['analyze_code', 'format_code'], category: 'development' });
   });
 
   it('combines tools and drops echo when something specific is there', () => {
-    expect(planCapabilities(['data', 'vision', 'math']).tools).toEqual(['process_data', 'evaluate_expression']);
+    expect(planCapabilities(['data', 'search', 'math']).tools).toEqual(['process_data', 'evaluate_expression']);
   });
 
   it('normalises case, dashes and duplicates; defaults to general', () => {

@@ -3,6 +3,7 @@ import { resolveConfig } from '../../src/config/config.js';
 import type { ContainerInfo } from '../../src/engine/engine.js';
 import { LABEL } from '../../src/engine/labels.js';
 import { agentContainerSpec, planContainer } from '../../src/fleet/containers.js';
+import { imageMemoryMiB } from '../../src/conventions.js';
 import type { AgentRecord } from '../../src/registry/registry.js';
 
 const config = resolveConfig('/ws', { labels: { team: 'a' } }, {});
@@ -53,6 +54,14 @@ describe('agentContainerSpec', () => {
     expect(planContainer(again.labels[LABEL.configHash]!, [observed])).toEqual({ action: 'keep', id: 'a', remove: [] });
     const moved = agentContainerSpec(config, { ...rec, port: 8082 }, img);
     expect(planContainer(moved.labels[LABEL.configHash]!, [observed])).toEqual({ action: 'recreate', remove: ['a'] });
+  });
+
+  it("takes an agent's own memory limit from its image (agent.json resources.memoryMiB, kept as an image label)", () => {
+    expect(agentContainerSpec(config, rec, img).memoryMiB).toBe(config.resources.memoryMiB);
+    const ocr = { ...img, memoryMiB: imageMemoryMiB({ [LABEL.memoryMiB]: '256' }) };
+    expect(agentContainerSpec(config, rec, ocr).memoryMiB).toBe(256);
+    expect(imageMemoryMiB({})).toBeUndefined();
+    expect(imageMemoryMiB({ [LABEL.memoryMiB]: 'x' })).toBeUndefined();
   });
 });
 
