@@ -4,6 +4,7 @@
  * reason, the registry history, the record's status, and the marketplace listing of registered
  * agents. Every function here reports its failure as a value; none throws into the loop.
  */
+import pLimit from 'p-limit';
 import { messageOf } from '../errors.js';
 import { logger } from '../log.js';
 import type { FleetDeps } from '../fleet/context.js';
@@ -20,6 +21,12 @@ export function givenUp(rec: AgentRecord): boolean {
   return rec.status === 'failed' && !!rec.lastError?.startsWith(SUPERVISOR_FAILED);
 }
 
+/**
+ * One fleet action at a time per process: after a reboot every agent is restored at once, and
+ * parallel start use cases would each build the shared base image.
+ */
+const serial = pLimit(1);
+
 /** The result of converging one agent through the fleet's start use case. */
 export type ConvergeResult = { ok: true } | { ok: false; reason: string };
 
@@ -29,7 +36,11 @@ export type ConvergeResult = { ok: true } | { ok: false; reason: string };
  * to remove first (a hung replica is recreated, not signalled). `replicas`: the count to keep
  * when the agent runs more than one container. Never throws: a failure is the result.
  */
-export async function convergeAgent(deps: FleetDeps, slug: string, opts: { remove?: string[]; replicas?: number | undefined } = {}): Promise<ConvergeResult> {
+export function convergeAgent(deps: FleetDeps, slug: string, opts: { remove?: string[]; replicas?: number | undefined } = {}): Promise<ConvergeResult> {
+  return serial(() => convergeNow(deps, slug, opts));
+}
+
+async function convergeNow(deps: FleetDeps, slug: string, opts: { remove?: string[]; replicas?: number | undefined }): Promise<ConvergeResult> {
   try {
     for (const id of opts.remove ?? []) await deps.engine.removeContainer(id);
     const { startWith } = await import('../fleet/start.js');
@@ -43,14 +54,16 @@ export async function convergeAgent(deps: FleetDeps, slug: string, opts: { remov
 }
 
 /** Scale an agent through the fleet's scale use case. Never throws. */
-export async function scaleTo(deps: FleetDeps, slug: string, replicas: number, routerPort: number | undefined): Promise<ConvergeResult> {
-  try {
-    const { scaleAgent } = await import('../fleet/scale.js');
-    await scaleAgent(deps, slug, replicas, { routerPort });
-    return { ok: true };
-  } catch (err) {
-    return { ok: false, reason: messageOf(err) };
-  }
+export function scaleTo(deps: FleetDeps, slug: string, replicas: number, routerPort: number | undefined): Promise<ConvergeResult> {
+  return serial(async () => {
+    try {
+      const { scaleAgent } = await import('../fleet/scale.js');
+      await scaleAgent(deps, slug, replicas, { routerPort });
+      return { ok: true };
+    } catch (err) {
+      return { ok: false, reason: messageOf(err) };
+    }
+  });
 }
 
 /** The supervisor's bookkeeping side: events, history, record status, listings. */

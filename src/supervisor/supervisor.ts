@@ -68,11 +68,12 @@ export interface SupervisorOptions {
   random?: () => number;
 }
 
-/** One replica as the gateway routes to it. */
+/** One replica as the gateway routes to it (the shape of the fleet's ReplicaView, src/fleet/replicas.ts). */
 export interface ReplicaView {
-  /** Stable id: the container name (kept across a recreate). */
+  /** Container id. */
   id: string;
-  containerId: string;
+  /** Container name, e.g. nexus-agent-data-agent-1: stable across a recreate (the health tracker's key). */
+  name: string;
   /** 0 = the primary (host port). */
   replica: number;
   url: string;
@@ -136,7 +137,7 @@ export class Supervisor implements AsyncDisposable {
 
   /** The replicas of an agent (slug) as last observed, with their rotation. Unknown agent: []. */
   rotation(slug: string): ReplicaView[] {
-    return (this.views.get(slug) ?? []).map((v) => ({ ...v, inRotation: this.prober.inRotation(v.id) }));
+    return (this.views.get(slug) ?? []).map((v) => ({ ...v, inRotation: this.prober.inRotation(v.name) }));
   }
 
   /** Start the loop (first tick right away) and the engine event watch; idempotent. */
@@ -229,7 +230,7 @@ export class Supervisor implements AsyncDisposable {
       s.containers.push({ id: c.id, name: c.name, replica: c.replica, details: d, url });
     });
     this.views = new Map(
-      [...seen.values()].map((s) => [s.rec.slug, s.containers.filter((c) => c.url).map((c) => ({ id: c.name, containerId: c.id, replica: c.replica, url: c.url!, state: c.details.state, inRotation: false }))]),
+      [...seen.values()].map((s) => [s.rec.slug, s.containers.filter((c) => c.url).map((c) => ({ id: c.id, name: c.name, replica: c.replica, url: c.url!, state: c.details.state, inRotation: false }))]),
     );
     return seen;
   }
@@ -249,7 +250,7 @@ export class Supervisor implements AsyncDisposable {
       return;
     }
     await this.rec.note(e);
-    const anyIn = () => (this.views.get(slug) ?? []).some((v) => this.prober.inRotation(v.id));
+    const anyIn = () => (this.views.get(slug) ?? []).some((v) => this.prober.inRotation(v.name));
     if (e.type === 'replica_out' && !anyIn() && !this.down.has(slug)) {
       this.down.add(slug);
       await this.rec.status(slug, { status: 'unhealthy', lastError: e.reason });

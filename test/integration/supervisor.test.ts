@@ -49,7 +49,7 @@ const inRotation = (s: Supervisor, slug: string) => s.rotation(slug).some((r) =>
 const healthyAgain = (s: Supervisor, slug: string, not?: string, timeoutMs = 20_000) =>
   eventually(async () => {
     const id = await primaryId(slug);
-    return id && id !== not && inRotation(s, slug) && s.rotation(slug)[0]?.containerId === id ? id : undefined;
+    return id && id !== not && inRotation(s, slug) && s.rotation(slug)[0]?.id === id ? id : undefined;
   }, timeoutMs, 100);
 
 /** A tool that blocks the agent's event loop for good (a sync infinite loop). */

@@ -94,7 +94,7 @@ describe('Supervisor tick (FakeEngine, ManualClock)', () => {
     const s = supervisor();
     expect(s.rotation(slug)).toEqual([]);
     await tick(s);
-    expect(s.rotation(slug)).toEqual([expect.objectContaining({ id: primary()!.spec.name, replica: 0, url: `http://127.0.0.1:${port}`, state: 'running', inRotation: true })]);
+    expect(s.rotation(slug)).toEqual([expect.objectContaining({ id: primary()!.id, name: primary()!.spec.name, replica: 0, url: `http://127.0.0.1:${port}`, state: 'running', inRotation: true })]);
     expect(types()).toEqual(['replica_in']);
   });
 
