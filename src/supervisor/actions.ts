@@ -7,7 +7,7 @@
 import pLimit from 'p-limit';
 import { messageOf } from '../errors.js';
 import { logger } from '../log.js';
-import type { FleetDeps } from '../fleet/context.js';
+import { emitterOf, type FleetDeps } from '../fleet/context.js';
 import type { AgentPatch, AgentRecord, HistoryEvent, ListingChange } from '../registry/registry.js';
 import type { SupervisorEvent } from './prober.js';
 
@@ -102,4 +102,10 @@ export class Recorder {
     await this.status(slug, { status: 'failed', lastError: `${SUPERVISOR_FAILED}${reason}` });
     await this.listing(rec, 'unavailable');
   }
+}
+
+/** SupervisorEvents into the fleet's typed stream (the manager's event bus) as notes. */
+export function asFleetNotes(deps: FleetDeps): (e: SupervisorEvent) => void {
+  const emit = emitterOf(deps);
+  return (e) => emit({ kind: 'note', phase: e.type, agent: e.agent, message: e.reason });
 }

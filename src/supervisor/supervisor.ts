@@ -20,77 +20,25 @@
  * Every decision is a SupervisorEvent with its reason; lifecycle events also go to the registry
  * history. Time goes through deps.clock.
  */
-import { CONTAINER_PORT, agentUrl, workspaceLabels } from '../conventions.js';
+import { workspaceLabels } from '../conventions.js';
 import { messageOf } from '../errors.js';
-import type { ContainerDetails, ContainerState } from '../engine/engine.js';
 import type { FleetDeps } from '../fleet/context.js';
-import { observe } from '../fleet/state.js';
 import { logger } from '../log.js';
-import { isBeingRemoved, type AgentRecord } from '../registry/registry.js';
+import type { AgentRecord } from '../registry/registry.js';
 import { systemClock } from '../clock.js';
-import { Recorder, convergeAgent, givenUp } from './actions.js';
-import { workspaceAutoscale, type AutoscaleSource } from './autoscale-source.js';
-import { HealthProber, type ProbeFn, type ProbeTarget, type SupervisorEvent } from './prober.js';
-import { reconcileReplica, type ObservedContainer } from './reconcile.js';
-import { RestartPolicySchema, RestartTracker, type RestartPolicy } from './restart.js';
+import { Recorder, asFleetNotes, convergeAgent, givenUp } from './actions.js';
+import { workspaceAutoscale } from './autoscale-source.js';
+import { HealthProber, type ProbeTarget, type SupervisorEvent } from './prober.js';
+import { reconcileReplica } from './reconcile.js';
+import { RestartTracker, type RestartPolicy } from './restart.js';
+import { checkOptions, type SupervisorOptions } from './options.js';
 import { Autoscaler } from './scaler.js';
+import { observeAgents, observedOf, parseDate, replicaViews, type AgentLoad, type ReplicaView, type Seen } from './view.js';
+
+export type { AgentLoad, ReplicaView, SupervisorOptions };
 
 const log = logger('supervisor');
 
-/** What the gateway knows of an agent's load. */
-export interface AgentLoad {
-  /** Calls in flight now. */
-  inflight: number;
-  /** Replicas it routes to. */
-  replicas: number;
-}
-
-export interface SupervisorOptions {
-  /** ms between ticks (default 5000). */
-  probeIntervalMs?: number;
-  /** ms before a probe counts as failed (default 2000). */
-  probeTimeoutMs?: number;
-  /** Failing checks that take a replica out of rotation (default 3). */
-  failureThreshold?: number;
-  /** Restart policy as written (seconds; RestartPolicySchema defaults). */
-  restartPolicy?: Partial<{ check_restart: Partial<RestartPolicy['check_restart']>; restart: Partial<RestartPolicy['restart']> }>;
-  /** Autoscaling per agent (default: manifest, then nexus.yaml). */
-  autoscale?: AutoscaleSource;
-  /** The gateway's load of an agent; without it only min/max are enforced. */
-  loadOf?: (slug: string) => AgentLoad;
-  onEvent?: (e: SupervisorEvent) => void;
-  /** ms the engine gets to apply its own restart policy to a stopped container (default 10000). */
-  engineGraceMs?: number;
-  /** Router port for scaling (default the fleet's, 8088). */
-  routerPort?: number;
-  /** Tests: the probe and the jitter source. */
-  probe?: ProbeFn;
-  random?: () => number;
-}
-
-/** One replica as the gateway routes to it (the shape of the fleet's ReplicaView, src/fleet/replicas.ts). */
-export interface ReplicaView {
-  /** Container id. */
-  id: string;
-  /** Container name, e.g. nexus-agent-data-agent-1: stable across a recreate (the health tracker's key). */
-  name: string;
-  /** 0 = the primary (host port). */
-  replica: number;
-  url: string;
-  state: ContainerState;
-  /** By the health tracker: false until its first passing check, and after `failureThreshold` failures. */
-  inRotation: boolean;
-}
-
-interface Seen {
-  rec: AgentRecord;
-  containers: { id: string; name: string; replica: number; details: ContainerDetails; url: string | undefined }[];
-}
-
-const parseDate = (s: string | undefined) => {
-  const t = s ? Date.parse(s) : NaN;
-  return Number.isFinite(t) && t > 0 ? t : 0;
-};
 
 export class Supervisor implements AsyncDisposable {
   private readonly clock;
@@ -114,14 +62,17 @@ export class Supervisor implements AsyncDisposable {
   private loops: Promise<unknown>[] = [];
   private wake: (() => void) | undefined;
 
-  /** @param deps the fleet's deps (engine, registry, clock, config); nothing starts before start(). */
+  /**
+   * @param deps the fleet's deps (engine, registry, clock, config); nothing starts before start().
+   * @throws AppError USAGE for a bad option, naming it (checkOptions, options.ts).
+   */
   constructor(
     private readonly deps: FleetDeps,
     private readonly opts: SupervisorOptions = {},
   ) {
     this.clock = deps.clock ?? systemClock;
-    this.policy = RestartPolicySchema.parse(opts.restartPolicy ?? {});
-    this.rec = new Recorder(deps, (e) => opts.onEvent?.(e));
+    this.policy = checkOptions(opts);
+    this.rec = new Recorder(deps, opts.onEvent ?? asFleetNotes(deps));
     this.prober = new HealthProber({
       clock: this.clock,
       intervalMs: opts.probeIntervalMs ?? 5000,
@@ -213,25 +164,12 @@ export class Supervisor implements AsyncDisposable {
   }
 
   private async observe(): Promise<Map<string, Seen>> {
-    const o = await observe(this.deps);
-    const seen = new Map<string, Seen>();
-    const details = await Promise.all(o.containers.map((c) => this.deps.engine.inspectContainer(c.id).catch(() => undefined)));
-    for (const rec of o.records) {
-      if (isBeingRemoved(rec)) continue;
+    const seen = await observeAgents(this.deps);
+    for (const { rec } of seen.values()) {
       if (this.failed.has(rec.slug) && !givenUp(rec)) this.forgive(rec.slug); // an operator started it again
       if (givenUp(rec)) this.failed.add(rec.slug);
-      seen.set(rec.slug, { rec, containers: [] });
     }
-    o.containers.forEach((c, i) => {
-      const s = c.agent ? seen.get(c.agent) : undefined;
-      const d = details[i];
-      if (!s || !d) return;
-      const url = c.replica === 0 ? agentUrl(this.deps.config, s.rec.port) : d.ipAddress ? `http://${d.ipAddress}:${CONTAINER_PORT}` : undefined;
-      s.containers.push({ id: c.id, name: c.name, replica: c.replica, details: d, url });
-    });
-    this.views = new Map(
-      [...seen.values()].map((s) => [s.rec.slug, s.containers.filter((c) => c.url).map((c) => ({ id: c.id, name: c.name, replica: c.replica, url: c.url!, state: c.details.state, inRotation: false }))]),
-    );
+    this.views = new Map([...seen.values()].map((x) => [x.rec.slug, replicaViews(x)]));
     return seen;
   }
 
@@ -277,6 +215,11 @@ export class Supervisor implements AsyncDisposable {
       return;
     }
     this.absentBefore.delete(slug);
+    const gap = Array.from({ length: replicas }, (_, n) => n).find((n) => !s.containers.some((c) => c.replica === n));
+    if (gap !== undefined) {
+      this.restore(slug, now, 'restored', `replica ${gap} of ${replicas} is missing`, { replicas });
+      return;
+    }
     for (const c of s.containers) {
       const due = this.restartDue.get(c.name);
       const decision = reconcileReplica({
@@ -336,8 +279,4 @@ export class Supervisor implements AsyncDisposable {
   }
 }
 
-/** The engine's view of a container, for reconcile.ts. */
-function observedOf(d: ContainerDetails): ObservedContainer {
-  const state = d.state === 'removing' ? 'dead' : d.state;
-  return { state, startedAt: parseDate(d.startedAt), finishedAt: parseDate(d.finishedAt), exitCode: d.exitCode, ...(d.restartPolicy ? { restartPolicy: d.restartPolicy } : {}) };
-}
+

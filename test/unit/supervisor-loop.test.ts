@@ -271,6 +271,34 @@ describe('Supervisor tick (FakeEngine, ManualClock)', () => {
     expect(events.find((e) => e.type === 'scale_out')).toMatchObject({ replicas: 2, reason: expect.stringContaining('below min 2') });
   });
 
+  it('a missing replica in the middle of a scaled agent is recreated through the start use case', async () => {
+    const { slug } = await runningAgent();
+    const { scaleAgent } = await import('../../src/fleet/scale.js');
+    await scaleAgent(deps, 'DataAgent', 3, { routerPort: 9440 });
+    const s = supervisor();
+    await tick(s);
+    const middle = [...engine.containers.values()].find((c) => c.spec.labels['dev.nexus-delta.replica'] === '1')!;
+    await engine.removeContainer(middle.id);
+    await tick(s, 5000);
+    const now = [...engine.containers.values()].filter((c) => c.spec.labels['dev.nexus-delta.agent'] === slug).map((c) => c.spec.labels['dev.nexus-delta.replica']).sort();
+    expect(now).toEqual(['0', '1', '2']);
+    expect(events.find((e) => e.type === 'restored')).toMatchObject({ reason: 'replica 1 of 3 is missing' });
+  });
+
+  it('without onEvent, its events join the fleet\'s typed stream as notes', async () => {
+    const notes: { phase: string; agent?: string | undefined; message?: string | undefined }[] = [];
+    await runningAgent();
+    const s = new Supervisor({ ...deps, onEvent: (e) => e.kind === 'note' && notes.push(e) }, { probe: async () => true });
+    await tick(s);
+    expect(notes).toEqual([expect.objectContaining({ phase: 'replica_in', agent: 'data-agent', message: 'health check passed' })]);
+  });
+
+  it('refuses bad options with a one-line USAGE error naming them', () => {
+    expect(() => new Supervisor(deps, { probeIntervalMs: 0 })).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining('probeIntervalMs') }));
+    expect(() => new Supervisor(deps, { failureThreshold: 1.5 })).toThrow(/failureThreshold/);
+    expect(() => new Supervisor(deps, { restartPolicy: { restart: { mode: 'later' as never } } })).toThrow(/restart policy: restart.mode/);
+  });
+
   it('stop() ends the loop started by start(), which restores desired state right away', async () => {
     const { slug } = await runningAgent();
     await engine.removeContainer(primary()!.id);
