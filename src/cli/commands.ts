@@ -116,6 +116,13 @@ export const VIEWS: Record<string, View> = {
     json: ({ configured, ...r }) => r,
     human: (r) => renderTransfer(r, `the ${r.to} registry`) + (r.to !== r.configured ? `\nnext: set registry: ${r.to} in nexus.yaml (or NEXUS_REGISTRY=${r.to})` : ''),
   },
+  serve: { human: (r) => `manager stopped (was ${r.url})` },
+  // the token alone on the first line (for scripts); it is shown once and stored nowhere
+  'token create': { human: (r) => `${r.token}\n# id ${r.jti}, scope ${r.scope}, expires ${r.expiresAt}; shown once: store it now (revoke: agent token revoke ${r.jti})` },
+  'token revoke': { human: (r) => (r.alreadyRevoked ? `token ${r.jti} was already revoked` : `revoked token ${r.jti}`) },
+  'token list': {
+    human: (r) => (r.tokens.length ? table(['id', 'scope', 'label', 'expires', 'revoked'], r.tokens.map((t: any) => [t.jti, t.scope, t.label ?? '', t.expiresAt, t.revoked ? 'yes' : 'no'])) : 'no live tokens'),
+  },
   doctor: {
     human: (r) => {
       const mark = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' } as const;

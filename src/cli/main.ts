@@ -31,7 +31,7 @@ function registryKind(v: string): string {
   return v;
 }
 /** Descriptions of command groups (`agent registry ...`). */
-const GROUPS: Record<string, string> = { registry: 'move agent records between registries (local, firestore)' };
+const GROUPS: Record<string, string> = { registry: 'move agent records between registries (local, firestore)', token: 'manager tokens: create, revoke, list' };
 function parsePositive(v: string): number {
   const n = Number(v);
   if (!/^\d+$/.test(v)) throw new InvalidArgumentError('must be a whole number');
@@ -82,7 +82,11 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       if (d.default !== undefined) opt.default(d.default);
       cmd.addOption(opt);
     }
-    cmd.action(async (opts: Record<string, unknown>) => {
+    for (const a of uc.args ?? []) cmd.argument(`<${a.name}>`, a.description);
+    cmd.action(async (...params: unknown[]) => {
+      // commander passes the positional arguments first, then the options and the command
+      const positional = params.slice(0, uc.args?.length ?? 0) as string[];
+      const opts: Record<string, unknown> = { ...(params[positional.length] as Record<string, unknown>), ...Object.fromEntries((uc.args ?? []).map((a, i) => [a.name, positional[i]])) };
       const g = program.opts<GlobalOpts>();
       json = !!g.json;
       if (g.verbose) setLogLevel('debug');

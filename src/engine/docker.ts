@@ -5,7 +5,7 @@ import { STOP_GRACE_S } from '../conventions.js';
 import { AppError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
 import { ENGINE_EVENT_KINDS } from './engine.js';
-import type { BuildSpec, ContainerDetails, ContainerInfo, ContainerSpec, ContainerState, Engine, EngineEvent, EngineInfo, ImageInfo, ServiceStatus, StackDeploySpec, TaskState } from './engine.js';
+import type { BuildSpec, ContainerDetails, ContainerInfo, ContainerSpec, ContainerStats, ContainerState, Engine, EngineEvent, EngineInfo, ImageInfo, ServiceStatus, StackDeploySpec, TaskState } from './engine.js';
 import { ensureHostNodeImage } from './rootfs.js';
 import { ensureOfflineRouterImage } from './router-image.js';
 import { dockerStackDeploy, dockerStackRemove } from './stack.js';
@@ -275,6 +275,8 @@ export class DockerEngine implements Engine {
         state: c.State as ContainerState,
         status: c.Status,
         labels: c.Labels ?? {},
+        health: healthOfStatus(c.Status),
+        addresses: Object.fromEntries(Object.entries(c.NetworkSettings?.Networks ?? {}).flatMap(([net, n]) => (n.IPAddress ? [[net, n.IPAddress]] : []))),
       }));
     });
   }
@@ -483,14 +485,11 @@ export class DockerEngine implements Engine {
   }
 
   async containerMemory(id: string): Promise<number> {
-    return this.call('stats', id, async () => {
-      const s = (await this.docker.getContainer(id).stats({ stream: false })) as any;
-      const m = s.memory_stats ?? {};
-      const st = m.stats ?? {};
-      // docker CLI: usage - inactive_file (cgroup v2) or - total_inactive_file (cgroup v1)
-      const cache = st.inactive_file ?? st.total_inactive_file ?? 0;
-      return Math.max(0, (m.usage ?? 0) - cache);
-    });
+    return (await this.containerStats(id)).memoryBytes;
+  }
+
+  async containerStats(id: string): Promise<ContainerStats> {
+    return this.call('stats', id, async () => statsOf((await this.docker.getContainer(id).stats({ stream: false })) as DockerStats));
   }
 
   async deployStack(spec: StackDeploySpec): Promise<void> {
@@ -589,4 +588,34 @@ export function splitRef(ref: string): [string, string] {
   const colon = ref.lastIndexOf(':');
   if (colon > slash) return [ref.slice(0, colon), ref.slice(colon + 1)];
   return [ref, 'latest'];
+}
+
+/** The health in a container list's status text ("Up 3 minutes (unhealthy)", "(health: starting)"). */
+export function healthOfStatus(status: string): NonNullable<ContainerInfo['health']> {
+  const m = /\((healthy|unhealthy|health: starting)\)/.exec(status);
+  return !m ? 'none' : m[1] === 'health: starting' ? 'starting' : (m[1] as 'healthy' | 'unhealthy');
+}
+
+/** The fields of a Docker stats sample this tool reads (GET /containers/{id}/stats?stream=false). */
+export interface DockerStats {
+  cpu_stats?: { cpu_usage?: { total_usage?: number; percpu_usage?: number[] }; system_cpu_usage?: number; online_cpus?: number };
+  precpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number };
+  memory_stats?: { usage?: number; limit?: number; stats?: { inactive_file?: number; total_inactive_file?: number } };
+}
+
+/**
+ * CPU and memory of a stats sample, computed as the docker CLI does (cli/command/container/stats_helpers.go):
+ * CPU% = (cpu delta / system delta) * online CPUs * 100; memory = usage - inactive_file (cgroup v2)
+ * or - total_inactive_file (cgroup v1).
+ */
+export function statsOf(s: DockerStats): ContainerStats {
+  const cpu = s.cpu_stats ?? {};
+  const pre = s.precpu_stats ?? {};
+  const cpuDelta = (cpu.cpu_usage?.total_usage ?? 0) - (pre.cpu_usage?.total_usage ?? 0);
+  const sysDelta = (cpu.system_cpu_usage ?? 0) - (pre.system_cpu_usage ?? 0);
+  const cpus = cpu.online_cpus ?? cpu.cpu_usage?.percpu_usage?.length ?? 1;
+  const cpuPercent = cpuDelta > 0 && sysDelta > 0 ? (cpuDelta / sysDelta) * cpus * 100 : 0;
+  const m = s.memory_stats ?? {};
+  const cache = m.stats?.inactive_file ?? m.stats?.total_inactive_file ?? 0;
+  return { cpuPercent: Math.round(cpuPercent * 100) / 100, memoryBytes: Math.max(0, (m.usage ?? 0) - cache), memoryLimitBytes: m.limit ?? 0 };
 }

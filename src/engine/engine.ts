@@ -64,6 +64,12 @@ export interface Engine {
   serviceTasks(service: string): Promise<{ id: string; state: string; containerId?: string | undefined }[]>;
   /** One `docker stats` sample: memory in bytes (usage minus inactive file cache, as the CLI shows). */
   containerMemory(id: string): Promise<number>;
+  /**
+   * One `docker stats` sample of a container: CPU and memory as `docker stats` shows them (takes
+   * about a second: the engine samples CPU twice). A stopped container reports zeros.
+   * @throws AppError ENGINE_ERROR (no such container), ENGINE_UNREACHABLE
+   */
+  containerStats(id: string): Promise<ContainerStats>;
 
   /**
    * `docker stack deploy --prune` of a stack file (Compose format 3.8) on a swarm manager.
@@ -162,6 +168,20 @@ export interface ContainerInfo {
   /** Docker's status text, e.g. "Up 3 minutes (healthy)". */
   status: string;
   labels: Record<string, string>;
+  /** Docker's HEALTHCHECK verdict as the list shows it ('none' without a healthcheck or when not running). */
+  health?: 'starting' | 'healthy' | 'unhealthy' | 'none' | undefined;
+  /** IPv4 address on each network the container is attached to (network name -> address), when running. */
+  addresses?: Record<string, string> | undefined;
+}
+
+/** One `docker stats` sample. */
+export interface ContainerStats {
+  /** CPU use in percent of one core (200 = two cores busy), as `docker stats` computes it. */
+  cpuPercent: number;
+  /** Memory in bytes (usage minus inactive file cache). */
+  memoryBytes: number;
+  /** The container's memory limit in bytes (0 when unknown). */
+  memoryLimitBytes: number;
 }
 
 /** The container events the tool reacts to (Docker's names). */

@@ -7,7 +7,7 @@ import { systemClock, type Clock } from '../clock.js';
 import { LABEL } from '../conventions.js';
 import { AppError } from '../errors.js';
 import type {
-  BuildSpec, ContainerDetails, ContainerInfo, ContainerSpec, ContainerState, Engine, EngineEvent, EngineInfo, ImageInfo, ServiceStatus, StackDeploySpec, TaskState, TaskStatus,
+  BuildSpec, ContainerDetails, ContainerInfo, ContainerStats, ContainerSpec, ContainerState, Engine, EngineEvent, EngineInfo, ImageInfo, ServiceStatus, StackDeploySpec, TaskState, TaskStatus,
 } from './engine.js';
 
 /** How a fake swarm task of a service ends up when its image exists (default: running). */
@@ -205,7 +205,15 @@ export class FakeEngine implements Engine {
 
   private info(c: FakeContainer): ContainerInfo {
     const status = c.state === 'running' ? 'Up' : c.state === 'exited' ? `Exited (${c.exitCode})` : 'Created';
-    return { id: c.id, name: c.spec.name, image: c.spec.image, imageId: c.imageId, state: c.state, status, labels: { ...c.spec.labels } };
+    const health = this.health(c);
+    const addresses = c.state === 'running' ? Object.fromEntries([...c.networks].map((n) => [n, this.addressOf(c, n)])) : {};
+    return { id: c.id, name: c.spec.name, image: c.spec.image, imageId: c.imageId, state: c.state, status: health === 'none' ? status : `${status} (${health})`, labels: { ...c.spec.labels }, health, addresses };
+  }
+
+  /** A stable fake IPv4 address of a container on a network: 10.<net>.<id bytes>. */
+  private addressOf(c: FakeContainer, network: string): string {
+    const h = createHash('sha256').update(`${network}/${c.id}`).digest();
+    return `10.${h[0]}.${h[1]}.${(h[2]! % 250) + 2}`;
   }
 
   private health(c: FakeContainer): ContainerDetails['health'] {
@@ -377,8 +385,15 @@ export class FakeEngine implements Engine {
   }
 
   async containerMemory(id: string): Promise<number> {
+    return (await this.containerStats(id)).memoryBytes;
+  }
+
+  /** Running: 1.5 % CPU, 20 MiB of the container's memory limit; stopped: zeros. */
+  async containerStats(id: string): Promise<ContainerStats> {
     this.log('stats', id.slice(0, 12));
-    return this.mustContainer(id, 'stats').state === 'running' ? 20 * 2 ** 20 : 0;
+    const c = this.mustContainer(id, 'stats');
+    const running = c.state === 'running';
+    return { cpuPercent: running ? 1.5 : 0, memoryBytes: running ? 20 * 2 ** 20 : 0, memoryLimitBytes: running ? c.spec.memoryMiB * 2 ** 20 : 0 };
   }
 
   async deployStack(spec: StackDeploySpec): Promise<void> {

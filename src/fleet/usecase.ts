@@ -35,6 +35,8 @@ export interface UseCase<I = any, R = any> {
   alias?: string;
   description: string;
   options: OptionDecl[];
+  /** Positional arguments, in order (each required); their values join the input under `name`. */
+  args?: { name: string; description: string }[];
   input: z.ZodType<I>;
   run: (input: I, deps: FleetDeps, io: UseCaseIo) => Promise<R>;
   /** Exit code of a result (default 0). */

@@ -82,6 +82,8 @@ export async function buildServer(deps: ServerDeps): Promise<ManagerApp> {
     bodyLimit: deps.bodyLimit ?? 1024 * 1024,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // unknown fields are refused (400), not silently dropped: a typo'd option must not pass as the default
+    ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installErrorHandler(app);

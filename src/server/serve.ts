@@ -24,6 +24,8 @@ export interface ServeOptions extends Omit<ServerDeps, 'bootstrapToken'> {
   print?: ((line: string) => void) | undefined;
   /** Stop on SIGTERM and SIGINT (default true). */
   handleSignals?: boolean | undefined;
+  /** Builds the app from the checked deps (default buildServer; `agent serve` passes createManager's, src/server/manager.ts). */
+  build?: ((deps: ServerDeps) => Promise<ManagerApp>) | undefined;
 }
 
 export interface RunningManager {
@@ -54,7 +56,7 @@ export async function serveManager(opts: ServeOptions): Promise<RunningManager> 
       hint: 'set NEXUS_MANAGER_TOKEN to a long random value (e.g. `openssl rand -hex 32`), or listen on 127.0.0.1',
     });
   }
-  const app = await buildServer({ ...opts, bootstrapToken });
+  const app = await (opts.build ?? buildServer)({ ...opts, bootstrapToken });
   let address: string;
   try {
     address = await app.listen({ host, port });

@@ -1,0 +1,216 @@
+import { systemClock, type Clock } from '../clock.js';
+import type { Config } from '../config/config.js';
+import type { Engine } from '../engine/engine.js';
+import type { AgentProbe } from '../fleet/context.js';
+import { openFleet, type Fleet } from '../fleet/open.js';
+import { findRecord, observedRotation, SnapshotCache, type RotationSource } from '../fleet/replicas.js';
+import { agentsPlugin } from './agents.js';
+import { buildServer, type ManagerApp, type ManagerPlugin, type ServerDeps } from './app.js';
+import { EventBus } from './events.js';
+import { Gateway, type GatewayAgent, type GatewayOptions } from './gateway/gateway.js';
+import { serveManager } from './serve.js';
+import { GatewayFigures } from './gateway/figures.js';
+
+/**
+ * What the manager's domain plugins (agents, tasks, streams, dashboard) and the supervisor share.
+ * Built once by createManager; every field is ready before the first request.
+ */
+export interface ManagerContext {
+  config: Config;
+  /** The open fleet: `deps` is what every fleet use case takes (its onEvent feeds `events`). */
+  fleet: Fleet;
+  /** The gateway (`POST /agents/{name}/execute`); its metrics are on the app's registry. */
+  gateway: Gateway;
+  /** Fleet events (and later supervisor and task events), with a replay ring for streams. */
+  events: EventBus;
+  /** Records + containers, at most `snapshotTtlMs` old; lifecycle routes invalidate it. */
+  snapshot: SnapshotCache;
+  /** Who is in the gateway's rotation: the observed-state default, or the supervisor's view. */
+  rotation: RotationSource;
+  /** Gateway latency and throughput per agent (GET /metrics/performance). */
+  figures: GatewayFigures;
+  clock: Clock;
+  env: Record<string, string | undefined>;
+  /** Longest `GET /agents/{name}/logs?follow=true` stream, seconds. */
+  logsFollowMaxS: number;
+}
+
+/**
+ * The supervisor's seam (src/supervisor/supervisor.ts plugs in here). createManager calls the
+ * factory once the fleet, the gateway and the event bus exist; when the returned supervisor has a
+ * `rotation`, it replaces the observed-state default (the gateway then follows the supervisor's
+ * health tracker: probes, 3 failures out, new replicas out until their first passing check).
+ * `start()` runs after the app is built (before it listens); `close()` runs first on shutdown,
+ * before the gateway and the fleet close.
+ */
+export interface ManagerSupervisor {
+  rotation?: RotationSource | undefined;
+  start?(): void | Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A domain plugin that needs the manager's context (tasks, streams, dashboard): a factory of a ManagerPlugin. */
+export type ManagerPluginFactory = (ctx: ManagerContext) => ManagerPlugin;
+
+export interface CreateManagerOptions {
+  config: Config;
+  /** Environment (NEXUS_MANAGER_TOKEN, registry settings); default process.env. */
+  env?: Record<string, string | undefined> | undefined;
+  clock?: Clock | undefined;
+  /** An engine instead of Docker (unit tests: FakeEngine). */
+  engine?: Engine | undefined;
+  /** How the fleet probes agents over HTTP (unit tests on the FakeEngine); default real requests. */
+  probe?: AgentProbe | undefined;
+  /** Overrides env.NEXUS_MANAGER_TOKEN (serveManager passes the one it checked). */
+  bootstrapToken?: string | undefined;
+  limits?: ServerDeps['limits'];
+  log?: ServerDeps['log'];
+  /** Gateway tuning (breaker, retries, pools, time budget); `resolve` and `metrics` are the manager's. */
+  gateway?: Omit<Partial<GatewayOptions>, 'resolve' | 'metrics'> | undefined;
+  /** How old the shared records+containers snapshot may be, ms (default 1000). */
+  snapshotTtlMs?: number | undefined;
+  /** Longest logs?follow=true stream, seconds (default 300). */
+  logsFollowMaxS?: number | undefined;
+  /** Replay ring of the event bus, events (default 1000). */
+  eventCapacity?: number | undefined;
+  /** More domain plugins, after the agents plugin: `api` inside /api/v1 (protected), `root` at the root. */
+  plugins?: { api?: ManagerPluginFactory[]; root?: ManagerPluginFactory[] } | undefined;
+  /** The supervisor (see ManagerSupervisor); none by default. */
+  supervisor?: ((ctx: ManagerContext) => ManagerSupervisor | Promise<ManagerSupervisor>) | undefined;
+}
+
+export interface Manager {
+  /** Built, not listening (serveManager listens; tests inject or listen on port 0). Closing it closes everything. */
+  app: ManagerApp;
+  fleet: Fleet;
+  gateway: Gateway;
+  events: EventBus;
+  context: ManagerContext;
+  /** Close the app (in-flight requests finish), then the supervisor, the gateway's pools, the fleet. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * The manager's composition root (issue 9 §1, §2, §4): opens the fleet (openFleet, its typed
+ * events going to an EventBus), builds the app (buildServer) with the agents plugin and the
+ * given ones, builds the gateway over the rotation (observed state cached `snapshotTtlMs`, or the
+ * supervisor's view), and ties shutdown together: `app.close()` (or `close()`) closes the
+ * supervisor, the gateway's keep-alive pools, the event bus and the fleet's registry, in that order.
+ * @throws AppError CONFIG_INVALID (registry settings, short bootstrap token), MANAGER_KEY_INSECURE;
+ *   nothing stays open when it throws.
+ */
+export async function createManager(opts: CreateManagerOptions): Promise<Manager> {
+  const env = opts.env ?? process.env;
+  const clock = opts.clock ?? systemClock;
+  const events = new EventBus(opts.eventCapacity);
+  const fleet = await openFleet(opts.config, env, { onEvent: (ev) => events.publish(ev), clock, ...(opts.engine ? { engine: opts.engine } : {}) });
+  if (opts.probe) fleet.deps.probe = opts.probe;
+  const snapshot = new SnapshotCache(fleet.deps, opts.snapshotTtlMs ?? 1000);
+  let gateway: Gateway | undefined;
+  let supervisor: ManagerSupervisor | undefined;
+  const ctx: ManagerContext = {
+    config: opts.config,
+    fleet,
+    get gateway(): Gateway {
+      if (!gateway) throw new Error('the gateway is not built yet (use ctx.gateway in handlers, not at registration)');
+      return gateway;
+    },
+    events,
+    snapshot,
+    rotation: observedRotation(fleet.deps, snapshot),
+    figures: new GatewayFigures(),
+    clock,
+    env,
+    logsFollowMaxS: opts.logsFollowMaxS ?? 300,
+  };
+
+  let torn = false;
+  const teardown = async () => {
+    if (torn) return;
+    torn = true;
+    await supervisor?.close().catch(() => undefined);
+    await gateway?.close();
+    events.close();
+    await fleet.close();
+  };
+  const shutdown: ManagerPlugin = async (app) => {
+    app.addHook('onClose', teardown);
+  };
+
+  let app: ManagerApp;
+  try {
+    app = await buildServer({
+      workspace: opts.config.workspace,
+      bootstrapToken: opts.bootstrapToken ?? (env.NEXUS_MANAGER_TOKEN || undefined),
+      clock,
+      limits: opts.limits,
+      log: opts.log,
+      plugins: {
+        api: [agentsPlugin(ctx), ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
+        root: [shutdown, ...(opts.plugins?.root ?? []).map((f) => f(ctx))],
+      },
+    });
+  } catch (err) {
+    await teardown();
+    throw err;
+  }
+  gateway = new Gateway({ ...opts.gateway, clock, metrics: app.metrics, resolve: (name) => resolveAgent(ctx, name) });
+  try {
+    supervisor = await opts.supervisor?.(ctx);
+    if (supervisor?.rotation) ctx.rotation = supervisor.rotation;
+    await supervisor?.start?.();
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
+  return { app, fleet, gateway, events, context: ctx, close: () => app.close() };
+}
+
+/** The gateway's view of an agent (by name or slug): its replicas with a dialable URL, from the rotation source. */
+async function resolveAgent(ctx: ManagerContext, name: string): Promise<GatewayAgent | undefined> {
+  const rec = findRecord((await ctx.snapshot.get()).records, name);
+  if (!rec) return undefined;
+  const views = await ctx.rotation.rotation(rec.slug);
+  return { slug: rec.slug, replicas: views.filter((v) => v.url).map((v) => ({ id: v.id, url: v.url, inRotation: v.inRotation })) };
+}
+
+/** What `agent serve` returns once the manager has stopped. */
+export interface ServeResult {
+  url: string;
+  stopped: true;
+}
+
+/**
+ * `agent serve [--port 8070] [--host 127.0.0.1]`: the workspace's manager in the foreground
+ * (createManager behind serveManager). Prints `manager listening on <url>` to `io.out`; request
+ * logs (pino, tokens redacted) go to stderr. Stops cleanly when `io.signal` aborts (the CLI aborts
+ * it on SIGTERM/SIGINT): new requests get 503, in-flight ones finish, then everything closes.
+ * @throws AppError SERVE_HOST_UNPROTECTED for a non-loopback host without NEXUS_MANAGER_TOKEN
+ *   (nothing starts), PORT_IN_USE, CONFIG_INVALID, MANAGER_KEY_INSECURE.
+ */
+export async function serveWorkspace(
+  deps: { config: Config; engine?: Engine | undefined; clock?: Clock | undefined },
+  opts: { port?: number | undefined; host?: string | undefined },
+  io: { out: NodeJS.WritableStream; signal?: AbortSignal | undefined; env?: Record<string, string | undefined> | undefined },
+): Promise<ServeResult> {
+  const env = io.env ?? process.env;
+  const running = await serveManager({
+    workspace: deps.config.workspace,
+    host: opts.host,
+    port: opts.port,
+    env: env as NodeJS.ProcessEnv,
+    handleSignals: false,
+    print: (line) => io.out.write(`${line}\n`),
+    log: { level: 'info', stream: process.stderr },
+    build: async (d) => (await createManager({ config: deps.config, env, engine: deps.engine, clock: deps.clock, bootstrapToken: d.bootstrapToken, log: d.log })).app,
+  });
+  const stop = () => void running.close();
+  if (io.signal?.aborted) stop();
+  io.signal?.addEventListener('abort', stop, { once: true });
+  try {
+    await running.closed;
+  } finally {
+    io.signal?.removeEventListener('abort', stop);
+  }
+  return { url: running.url, stopped: true };
+}
