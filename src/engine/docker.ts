@@ -302,7 +302,6 @@ export class DockerEngine implements Engine {
           startedAt: c.State.StartedAt,
           finishedAt: c.State.FinishedAt,
           restartPolicy: (c.HostConfig.RestartPolicy?.Name || 'no') as ContainerDetails['restartPolicy'],
-          ipAddress: Object.values(c.NetworkSettings?.Networks ?? {}).map((n) => n.IPAddress).find(Boolean) || undefined,
         };
       },
       { tolerate: notFound(undefined) },

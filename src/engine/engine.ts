@@ -211,8 +211,6 @@ export interface ContainerDetails extends ContainerInfo {
   finishedAt?: string | undefined;
   /** The engine's restart policy on it. */
   restartPolicy?: ContainerSpec['restartPolicy'] | undefined;
-  /** Its address on its first network (reach a replica without a host port), when running. */
-  ipAddress?: string | undefined;
 }
 
 /** Everything needed to create an agent container. Sizes in MiB, CPUs as fractions of a core. */

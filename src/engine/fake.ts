@@ -242,7 +242,6 @@ export class FakeEngine implements Engine {
       startedAt: c.startedAtMs ? new Date(c.startedAtMs).toISOString() : '0001-01-01T00:00:00Z',
       finishedAt: c.finishedAtMs ? new Date(c.finishedAtMs).toISOString() : '0001-01-01T00:00:00Z',
       restartPolicy: c.spec.restartPolicy,
-      ...(c.state === 'running' ? { ipAddress: `10.0.${(parseInt(c.id.slice(0, 2), 16) % 250) + 1}.${(parseInt(c.id.slice(2, 4), 16) % 250) + 2}` } : {}),
     };
   }
 

@@ -33,7 +33,7 @@ import { reconcileReplica } from './reconcile.js';
 import { RestartTracker, type RestartPolicy } from './restart.js';
 import { checkOptions, type SupervisorOptions } from './options.js';
 import { Autoscaler } from './scaler.js';
-import { observeAgents, observedOf, parseDate, replicaViews, type AgentLoad, type ReplicaView, type Seen } from './view.js';
+import { observeAgents, observedOf, parseDate, type AgentLoad, type ReplicaView, type Seen } from './view.js';
 
 export type { AgentLoad, ReplicaView, SupervisorOptions };
 
@@ -61,6 +61,7 @@ export class Supervisor implements AsyncDisposable {
   private ac: AbortController | undefined;
   private loops: Promise<unknown>[] = [];
   private wake: (() => void) | undefined;
+  private firstTick: Promise<void> = Promise.resolve();
 
   /**
    * @param deps the fleet's deps (engine, registry, clock, config); nothing starts before start().
@@ -91,11 +92,18 @@ export class Supervisor implements AsyncDisposable {
     return (this.views.get(slug) ?? []).map((v) => ({ ...v, inRotation: this.prober.inRotation(v.name) }));
   }
 
-  /** Start the loop (first tick right away) and the engine event watch; idempotent. */
-  start(): void {
-    if (this.ac) return;
+  /**
+   * Start the loop and the engine event watch; idempotent. Resolves once the first tick has run
+   * (desired state restores it started go on in the background), so the rotation is known before
+   * the gateway takes calls. Never rejects: a failing tick is logged and retried next interval.
+   */
+  start(): Promise<void> {
+    if (this.ac) return this.firstTick;
     const ac = (this.ac = new AbortController());
-    this.loops = [this.loop(ac.signal), this.watch(ac.signal)];
+    let ready!: () => void;
+    this.firstTick = new Promise<void>((r) => (ready = r));
+    this.loops = [this.loop(ac.signal, ready), this.watch(ac.signal)];
+    return this.firstTick;
   }
 
   /** Stop the loop and wait for actions in progress to end. Idempotent. */
@@ -116,9 +124,10 @@ export class Supervisor implements AsyncDisposable {
     while (this.busy.size) await Promise.allSettled([...this.busy.values()]);
   }
 
-  private async loop(signal: AbortSignal): Promise<void> {
+  private async loop(signal: AbortSignal, ready: () => void): Promise<void> {
     while (!signal.aborted) {
       await this.tick().catch((err) => log.warn({ err: messageOf(err) }, 'tick failed'));
+      ready();
       if (signal.aborted) break;
       await new Promise<void>((r) => {
         this.wake = r;
@@ -169,7 +178,7 @@ export class Supervisor implements AsyncDisposable {
       if (this.failed.has(rec.slug) && !givenUp(rec)) this.forgive(rec.slug); // an operator started it again
       if (givenUp(rec)) this.failed.add(rec.slug);
     }
-    this.views = new Map([...seen.values()].map((x) => [x.rec.slug, replicaViews(x)]));
+    this.views = new Map([...seen.values()].map((x) => [x.rec.slug, x.containers.filter((c) => c.url).map((c) => c.view)]));
     return seen;
   }
 

@@ -35,7 +35,8 @@ async function containerAt(url: string) {
   const u = new URL(url);
   for (const c of engine.containers.values()) {
     if (c.state !== 'running') continue;
-    if (c.spec.hostPort?.port === Number(u.port) || (await engine.inspectContainer(c.id))?.ipAddress === u.hostname) return c;
+    const listed = (await engine.listContainers({})).find((x) => x.id === c.id);
+    if (c.spec.hostPort?.port === Number(u.port) || Object.values(listed?.addresses ?? {}).includes(u.hostname)) return c;
   }
   return undefined;
 }
