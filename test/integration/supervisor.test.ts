@@ -1,10 +1,14 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
+import getPort from 'get-port';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgent, startAgents } from '../../src/fleet/manager.js';
+import { PACKAGE_ROOT } from '../../src/paths.js';
 import type { SupervisorEvent } from '../../src/supervisor/prober.js';
 import { Supervisor, type SupervisorOptions } from '../../src/supervisor/supervisor.js';
+import { BOOTSTRAP } from '../helpers/manager.js';
 import { eventually } from '../helpers/wait.js';
 import { makeWorkspace, type TestWorkspace } from '../helpers/workspace.js';
 
@@ -57,6 +61,28 @@ const withSpinTool = (src: string) =>
   src
     .replace("import { defineAgent } from '@nexus-delta/runtime';", "import { defineAgent, defineTool } from '@nexus-delta/runtime';\nconst spin = defineTool({ name: 'spin', description: 'blocks the event loop', parameters: { type: 'object' }, handler: () => { for (;;) {} } });")
     .replace('tools: [', 'tools: [spin, ');
+
+/** `agent serve` for the test workspace as a child process; resolves with its URL once it listens. */
+async function serve(): Promise<{ child: ChildProcess; url: string; exited: Promise<unknown> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(PACKAGE_ROOT, 'src/cli/main.ts'), '--workspace', ws.dir, 'serve', '--port', String(await getPort())], {
+    cwd: PACKAGE_ROOT,
+    env: { ...process.env, NEXUS_MANAGER_TOKEN: BOOTSTRAP },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise((r) => child.on('close', r));
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /manager listening on (http:\/\/\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    void exited.then(() => reject(new Error(`serve exited: ${err.slice(-2000)}`)));
+  });
+  return { child, url, exited };
+}
 
 describe('Supervisor on the real engine', () => {
   it('an agent whose event loop is blocked goes out of rotation, is restarted and is healthy again within 20 s', async () => {
@@ -123,6 +149,29 @@ describe('Supervisor on the real engine', () => {
     await healthyAgain(s2, slug, id, 30_000);
     expect(events.find((e) => e.agent === slug && e.type === 'restored')).toMatchObject({ reason: expect.stringContaining('no container') });
   });
+
+  it('agent serve killed with SIGKILL and started again restores the desired state, and its gateway serves the agent', async () => {
+    const { slug } = await runningAgent('ServeAgent');
+    const first = await serve();
+    let second: Awaited<ReturnType<typeof serve>> | undefined;
+    try {
+      first.child.kill('SIGKILL');
+      await first.exited;
+      const id = (await primaryId(slug))!;
+      await docker.getContainer(id).remove({ force: true });
+      second = await serve();
+      const { url } = second;
+      const call = async () => {
+        const r = await fetch(`${url}/api/v1/agents/ServeAgent/execute`, { method: 'POST', headers: { authorization: `Bearer ${BOOTSTRAP}`, 'content-type': 'application/json' }, body: JSON.stringify({ tool_name: 'process_data', parameters: { data: [1, 2, 3] } }) });
+        return r.status === 200 ? ((await r.json()) as unknown) : (await r.text(), undefined);
+      };
+      expect(await eventually(call, 30_000, 200)).toBeTruthy();
+      expect(await primaryId(slug)).not.toBe(id);
+      expect((await ws.deps.registry.history(slug)).map((h) => h.event)).toContain('restored');
+    } finally {
+      for (const p of [first, second]) if (p && p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+    }
+  }, 90_000);
 
   it('the restart limit stops a crash-looping agent and reports it (event, record status failed)', async () => {
     const c = await createAgent(ws.deps, { name: 'CrashLoop', capabilities: ['data'] });
