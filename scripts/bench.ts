@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only | --router-only | --protocols-only | --gateway-only | --cli-only (print, no file)]
+ * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only | --router-only | --protocols-only | --gateway-only | --cli-only | --idle-only (print, no file)]
  *
  * Measures, in one run on this machine, for N agents on the same (already built) images:
  *  1. `agent start-all` from no containers to all healthy (the real CLI, as a user runs it);
@@ -16,6 +16,9 @@
  * 10. (--cli-only) CLI overhead of `list` and `create` with the local registry: the built CLI's
  *     wall time minus the same use case run warm in-process (its engine and registry calls).
  * 11. agents with npm dependencies: image sizes, dependency layer build times, OCR memory.
+ * 12. idle CPU (the container cgroup's CPU accounting, v2 cpu.stat usage_usec or v1
+ *     cpuacct.usage, read on the host, health check running), idle memory of one agent and its
+ *     peak memory under the issue 14 §3 attack (`--idle-only` runs just this one).
  * Rounds are interleaved and the median is reported. Results go to BENCHMARKS.md.
  * Only loopback traffic; every container, image and file it makes is removed at the end.
  */
@@ -272,6 +275,106 @@ ${after.toFixed(1)} MiB after the load (protocol modules loaded). Base image: ${
   } finally {
     await removeContainers([wsLabel]).catch(() => undefined);
     const imgs = await docker.listImages({ filters: { label: [wsLabel] } });
+    for (const i of imgs) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
+    await rm(ws, { recursive: true, force: true });
+  }
+}
+
+/** CPU time (µs) the container's cgroup has used so far: cgroup v2 cpu.stat, else v1 cpuacct.usage. */
+async function cgroupCpuUsec(id: string): Promise<number> {
+  const v2 = [`/sys/fs/cgroup/system.slice/docker-${id}.scope/cpu.stat`, `/sys/fs/cgroup/docker/${id}/cpu.stat`];
+  for (const f of v2) {
+    const text = await readFile(f, 'utf8').catch(() => undefined);
+    const m = text && /^usage_usec (\d+)/m.exec(text);
+    if (m) return Number(m[1]);
+  }
+  for (const f of [`/sys/fs/cgroup/cpuacct/docker/${id}/cpuacct.usage`, `/sys/fs/cgroup/cpu,cpuacct/docker/${id}/cpuacct.usage`]) {
+    const text = await readFile(f, 'utf8').catch(() => undefined);
+    if (text) return Number(text.trim()) / 1000;
+  }
+  throw new Error(`no cgroup CPU accounting found for container ${id.slice(0, 12)}`);
+}
+
+/** Host pid of the agent's node process in container `id` (under its init process). */
+async function agentNodePid(id: string): Promise<number> {
+  const top = (await docker.getContainer(id).top({ ps_args: '-o pid,comm' })) as { Processes: string[][] };
+  const row = top.Processes.find((p) => p[1] === 'node');
+  if (!row) throw new Error(`no node process in container ${id.slice(0, 12)}`);
+  return Number(row[0]);
+}
+
+/** CPU time (µs, user + system) a host process has used so far, from /proc/<pid>/stat. */
+async function processCpuUsec(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[11], fields[12]: utime, stime in clock ticks (USER_HZ, 100 on Linux)
+  return ((Number(fields[11]) + Number(fields[12])) / 100) * 1e6;
+}
+
+/**
+ * One agent, started with the real CLI path and idle: its CPU share of one core over `seconds`
+ * (Docker's health check included: the window covers at least one 30 s probe) and its memory
+ * (usage minus inactive file cache, what `docker stats` shows: DockerEngine.containerMemory), from
+ * 20 s after it is healthy. Then the issue 14 §3 attack on loopback (two concurrent 1 MiB
+ * `[{},{},...]` echo bodies, then four concurrent heaviest accepted bodies) and the cgroup's peak
+ * memory (v1 max_usage from the stats API), and its memory again once its tool worker has stopped.
+ */
+async function idleBench(seconds: number): Promise<string> {
+  const ws = await mkdtemp(join(tmpdir(), 'nexus-bench-idle-'));
+  await writeFile(join(ws, 'nexus.yaml'), yaml.dump({ project: `${PROJECT}idle`, ports: { range: '9206-9210' }, labels: { 'dev.nexus-delta.bench': 'true' } }));
+  const config = loadConfig(ws, {});
+  const engine = new DockerEngine();
+  const deps: FleetDeps = { config, registry: new LocalRegistry(ws), engine };
+  try {
+    await createAgent(deps, { name: 'IdleAgent', capabilities: ['general'] });
+    if ((await cli(ws, 'start', '--name', 'IdleAgent')) !== 0) throw new Error('start failed');
+    const [c] = await docker.listContainers({ filters: { label: [`${LABEL.workspace}=${workspaceId(ws)}`] } });
+    const url = `http://127.0.0.1:${c!.Ports.find((p) => p.PublicPort)!.PublicPort}`;
+    // one tool call first, so the idle window includes a worker thread started and stopped again
+    await fetch(`${url}/execute`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"tool_name":"echo","parameters":{"message":[1,2,3]}}' });
+    await new Promise((r) => setTimeout(r, 20_000));
+    const nodePid = await agentNodePid(c!.Id);
+    const t0 = Date.now();
+    const u0 = await cgroupCpuUsec(c!.Id);
+    const n0 = await processCpuUsec(nodePid);
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const elapsedUs = (Date.now() - t0) * 1000;
+    const share = ((await cgroupCpuUsec(c!.Id)) - u0) / elapsedUs;
+    const nodeShare = ((await processCpuUsec(nodePid)) - n0) / elapsedUs;
+    const mib = await idleMiB(engine, c!.Id);
+    const info = await docker.getContainer(c!.Id).inspect();
+    // the attack: bodies the runtime refuses before parsing, then the heaviest it accepts
+    const execute = (body: string) => fetch(`${url}/execute`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).then((r) => r.status);
+    const refused = `{"tool_name":"echo","parameters":{"message":[${Array(349_500).fill('{}').join(',')}]}}`;
+    const heaviest = `{"tool_name":"echo","parameters":{"message":[${Array(49_990).fill('{"k":"xxxxxxxx"}').join(',')}],"pad":"${'y'.repeat(150_000)}"}}`;
+    const statuses = [...(await Promise.all([execute(refused), execute(refused)])), ...(await Promise.all([1, 2, 3, 4].map(() => execute(heaviest))))];
+    const stats = (await docker.getContainer(c!.Id).stats({ stream: false })) as { memory_stats?: { max_usage?: number } };
+    const peak = stats.memory_stats?.max_usage;
+    await new Promise((r) => setTimeout(r, 15_000)); // the worker stops after 10 s idle
+    const after = await idleMiB(engine, c!.Id);
+    const state = (await docker.getContainer(c!.Id).inspect()).State;
+    return `## One idle agent: CPU and memory
+
+From 20 s after start (one tool call made first, so a worker thread was started and stopped), ${seconds} s of the container
+cgroup's CPU accounting (read on the host), with Docker's health check running
+(${info.Config.Healthcheck?.Test?.slice(1, 3).join(' ')}, every 30 s; health: ${info.State.Health?.Status}). Memory: the
+median of 5 samples of the cgroup's usage minus its inactive file cache (what \`docker stats\` shows).
+
+| CPU, share of one core | memory (docker stats) | CPU target | memory target |
+| --- | --- | --- | --- |
+| ${(share * 100).toFixed(4)}% | ${mib.toFixed(1)} MiB | at most 0.05%: ${share <= 0.0005 ? 'met' : '**not met**'} | at most 32 MiB: ${mib <= 32 ? 'met' : '**not met**'} |
+
+Of that CPU, the agent's node process itself used ${(nodeShare * 100).toFixed(3)}% of a core (/proc/<pid>/stat utime+stime);
+the rest is the health probes (Docker's exec of busybox wget in the container's cgroup).
+
+Under the issue 14 §3 attack (two concurrent 1 MiB \`[{},{},...]\` bodies, answered ${statuses.slice(0, 2).join(', ')}; then four
+concurrent 1 MiB bodies of 49,990 objects, answered ${statuses.slice(2).join(', ')}): peak memory of the container
+${peak ? `${(peak / 2 ** 20).toFixed(1)} MiB (cgroup max_usage, page cache included)` : 'not reported (cgroup v2)'} of its ${config.resources.memoryMiB} MiB
+limit; ${after.toFixed(1)} MiB once its worker stopped; restarts ${(await docker.getContainer(c!.Id).inspect()).RestartCount}, OOM-killed: ${state.OOMKilled}.
+`;
+  } finally {
+    await removeContainers([`${LABEL.workspace}=${workspaceId(ws)}`]);
+    const imgs = await docker.listImages({ filters: { label: [`${LABEL.workspace}=${workspaceId(ws)}`] } });
     for (const i of imgs) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
     await rm(ws, { recursive: true, force: true });
   }
@@ -638,8 +741,10 @@ Target: under 2 MB added: ${verdict(addedBytes < 2e6)}.
     const gwMd = await gatewayBench(opt('seconds', 5), ROUNDS);
     console.error('bench: dependencies');
     const depsMd = await dependencyBench();
-    await writeFile(join(PACKAGE_ROOT, 'BENCHMARKS.md'), `${md}\n${regMd}\n${routerMd}\n${protoMd}\n${gwMd}\n${depsMd}`);
-    console.log(md + '\n' + regMd + '\n' + routerMd + '\n' + protoMd + '\n' + gwMd + '\n' + depsMd);
+    console.error('bench: idle agent');
+    const idleMd = await idleBench(opt('idle-seconds', 90));
+    await writeFile(join(PACKAGE_ROOT, 'BENCHMARKS.md'), `${md}\n${regMd}\n${routerMd}\n${protoMd}\n${gwMd}\n${depsMd}\n${idleMd}`);
+    console.log(md + '\n' + regMd + '\n' + routerMd + '\n' + protoMd + '\n' + gwMd + '\n' + depsMd + '\n' + idleMd);
   } finally {
     await removeContainers([wsLabel]).catch(() => undefined);
     await removeContainers(['dev.nexus-delta.bench=true']).catch(() => undefined);
@@ -700,6 +805,7 @@ if (args.includes('--role')) {
   else if (args.includes('--registry-only')) console.log(await registryBench(opt('records', 100)));
   else if (args.includes('--router-only')) console.log(await routerBench(opt('seconds', 5)));
   else if (args.includes('--protocols-only')) console.log(await protocolBench(opt('seconds', 3)));
+  else if (args.includes('--idle-only')) console.log(await idleBench(opt('idle-seconds', 90)));
   else if (args.includes('--gateway-only')) console.log(await gatewayBench(opt('seconds', 3), ROUNDS));
   else if (args.includes('--deps-only')) console.log(await dependencyBench());
   else await main();

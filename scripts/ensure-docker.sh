@@ -21,6 +21,8 @@ command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx)
 # the distribution registry, for `agent push` tests on loopback
 command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
+# the static busybox copied into agent images for their health probe (a wget, not a second node)
+dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -28,6 +28,10 @@ export const LABEL = {
   runtimeHash: 'dev.nexus-delta.runtime-hash',
   /** The FROM image a base image was built on (public image or the offline host-Node image). */
   baseFrom: 'dev.nexus-delta.base-from',
+  /** Agent version a container runs (set by rollouts; absent on containers started by `start`). */
+  version: 'dev.nexus-delta.version',
+  /** Rollout generation of a container: 1, 2, ... per agent (absent = generation 0, before any rollout). */
+  generation: 'dev.nexus-delta.generation',
   /** Kind of object: base-image, agent-image, deps-image, host-node-image, container, router. */
   kind: 'dev.nexus-delta.kind',
 } as const;
@@ -79,17 +83,35 @@ export interface Healthcheck {
   startPeriodS: number;
 }
 
+/** Where the agent base image holds a static busybox (Debian busybox-static): the health probe. */
+export const IMAGE_BUSYBOX = '/usr/local/bin/busybox';
+
 /**
- * The agents' HEALTHCHECK. Docker's default 30 s interval: `start` waits on GET /health itself,
- * and each probe is a short-lived process (see healthcheck.mjs), so probing more often only costs CPU.
+ * The agents' HEALTHCHECK: a static busybox `wget` of GET /health (exit 0 on a 2xx), not a second
+ * `node` process (that cost 0.80% of a core per idle agent, issue 14 §3; a busybox probe costs
+ * about 1 ms of CPU). No `-T`: Debian bookworm's busybox-static 1.35 wget segfaults with it, and
+ * Docker's timeout stops a hung probe. Every 60 s: each probe is a `docker exec` whose runc start
+ * costs about 16 ms of CPU in the container's cgroup, so at Docker's default 30 s an idle agent
+ * used 0.053% of a core, over the 0.05% goal (BENCHMARKS.md). Nothing waits on this status to
+ * start an agent (`start` polls GET /health itself) and the manager's supervisor probes every 5 s;
+ * this probe is the fallback that marks a hung agent unhealthy when no manager runs.
  */
-export const AGENT_HEALTHCHECK: Healthcheck = { test: ['node', '/app/healthcheck.mjs'], intervalS: 30, timeoutS: 3, retries: 3, startPeriodS: 10 };
+export const AGENT_HEALTHCHECK: Healthcheck = {
+  test: [IMAGE_BUSYBOX, 'wget', '-q', '-O', '/dev/null', `http://127.0.0.1:${CONTAINER_PORT}/health`],
+  intervalS: 60,
+  timeoutS: 3,
+  retries: 3,
+  startPeriodS: 10,
+};
 
 /**
  * Swarm's interval: a task counts as running only once healthy, and Swarm routes (and rolling
  * updates proceed) only to healthy tasks, so it probes more often to converge in seconds.
  */
 export const SWARM_HEALTHCHECK: Healthcheck = { ...AGENT_HEALTHCHECK, intervalS: 10 };
+
+/** How many deployed versions an agent record keeps (rollback targets), oldest dropped first. */
+export const VERSION_HISTORY = 10;
 
 /** Replica number of a container from its labels (0, the primary, when unlabelled). */
 export function replicaIndex(labels: Readonly<Record<string, string>>): number {

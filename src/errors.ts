@@ -64,6 +64,10 @@ export const ErrorCodes = {
   AGENT_UNAVAILABLE: { exitCode: ExitCode.UNHEALTHY, httpStatus: 503 },
   AGENT_CALL_FAILED: { exitCode: ExitCode.UNHEALTHY, httpStatus: 502 },
   AGENT_TIMEOUT: { exitCode: ExitCode.UNHEALTHY, httpStatus: 504 },
+  // the local router and rollouts (src/fleet/router-sync.ts, src/fleet/rollout.ts)
+  ROUTER_RELOAD_FAILED: { exitCode: ExitCode.UNHEALTHY, httpStatus: 502 },
+  ROLLOUT_UNHEALTHY: { exitCode: ExitCode.UNHEALTHY, httpStatus: 502 },
+  NO_PREVIOUS_VERSION: { exitCode: ExitCode.CONFLICT, httpStatus: 409 },
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
 

@@ -96,6 +96,8 @@ export const VIEWS: Record<string, View> = {
   compose: { human: (r) => `wrote ${r.files.join(', ')} (${r.agents} agents behind ${r.router})\nrun: docker-compose -p nexus -f ${r.files[0]} up -d` },
   routes: { human: (r) => `wrote ${r.files.join(', ')}` },
   scale: { human: (r) => `${r.name}: ${r.replicas} replica(s) (${r.containers.join(', ')})\nload-balanced at ${r.url}` },
+  rollout: { human: (r) => `${r.name}: ${r.from} -> ${r.to} (generation ${r.generation}, ${r.image.ref})\nserving: ${r.containers.join(', ')}\ndrained: ${r.drained.join(', ')}\nload-balanced at ${r.url}` },
+  rollback: { human: (r) => `${r.name}: rolled back ${r.from} -> ${r.to} (${r.image.ref})\nserving: ${r.containers.join(', ')}\ndrained: ${r.drained.join(', ')}\nload-balanced at ${r.url}` },
   push: { human: (r) => table(['image', 'pushed as', 'digest'], r.images.map((i: any) => [i.image, i.pushed, i.digest])) },
   deploy: {
     json: (r) => r.removed ?? r.deployed,

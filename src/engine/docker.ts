@@ -1,4 +1,4 @@
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Writable, type Readable } from 'node:stream';
 import Docker from 'dockerode';
 import tar from 'tar-fs';
 import { STOP_GRACE_S } from '../conventions.js';
@@ -302,6 +302,9 @@ export class DockerEngine implements Engine {
           startedAt: c.State.StartedAt,
           finishedAt: c.State.FinishedAt,
           restartPolicy: (c.HostConfig.RestartPolicy?.Name || 'no') as ContainerDetails['restartPolicy'],
+          networks: Object.fromEntries(
+            Object.entries(c.NetworkSettings?.Networks ?? {}).flatMap(([net, n]) => (c.State.Running && n?.IPAddress ? [[net, n.IPAddress]] : [])),
+          ),
         };
       },
       { tolerate: notFound(undefined) },
@@ -444,6 +447,38 @@ export class DockerEngine implements Engine {
       signal.removeEventListener('abort', stop);
       stream.destroy();
     }
+  }
+
+  async execContainer(id: string, cmd: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {
+    return this.call(`exec ${cmd[0] ?? ''}`, id, async () => {
+      const exec = await this.docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+      const stream = await exec.start({ hijack: true, stdin: false });
+      let output = '';
+      const sink = new Writable({
+        write(chunk: Buffer, _enc, done) {
+          output = (output + chunk.toString('utf8')).slice(-4096);
+          done();
+        },
+      });
+      this.docker.modem.demuxStream(stream, sink, sink);
+      const ended = new Promise<boolean>((resolve) => {
+        stream.on('end', () => resolve(true));
+        stream.on('close', () => resolve(true));
+        stream.on('error', () => resolve(true));
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      });
+      const finished = await Promise.race([ended, timedOut]);
+      clearTimeout(timer);
+      if (!finished) {
+        stream.destroy();
+        return { exitCode: -1, output };
+      }
+      const info = await exec.inspect();
+      return { exitCode: info.ExitCode ?? -1, output };
+    });
   }
 
   async signalContainer(id: string, signal: string): Promise<void> {

@@ -52,6 +52,12 @@ export interface Engine {
    * Only the kinds of EngineEvent are reported. @throws AppError ENGINE_UNREACHABLE on the first next()
    */
   events(labels: Record<string, string>, signal: AbortSignal, sinceMs?: number): AsyncIterable<EngineEvent>;
+  /**
+   * Run a command in a running container (`docker exec`, as the container's user) and wait for it
+   * to exit, at most `timeoutMs` ms. Returns its exit code (-1 when the deadline passed) and its
+   * output, stdout and stderr interleaved, at most the last 4 KiB.
+   */
+  execContainer(id: string, cmd: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }>;
   /** Send a signal to a container's main process (e.g. SIGHUP to reload nginx). */
   signalContainer(id: string, signal: string): Promise<void>;
   /** Tag an image under another reference (`docker tag`). */
@@ -211,6 +217,8 @@ export interface ContainerDetails extends ContainerInfo {
   finishedAt?: string | undefined;
   /** The engine's restart policy on it. */
   restartPolicy?: ContainerSpec['restartPolicy'] | undefined;
+  /** IPv4 address of a running container on each network it is connected to (network name -> address). */
+  networks?: Record<string, string> | undefined;
 }
 
 /** Everything needed to create an agent container. Sizes in MiB, CPUs as fractions of a core. */

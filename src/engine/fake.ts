@@ -242,6 +242,8 @@ export class FakeEngine implements Engine {
       startedAt: c.startedAtMs ? new Date(c.startedAtMs).toISOString() : '0001-01-01T00:00:00Z',
       finishedAt: c.finishedAtMs ? new Date(c.finishedAtMs).toISOString() : '0001-01-01T00:00:00Z',
       restartPolicy: c.spec.restartPolicy,
+      // a stable made-up address per container and network while it runs
+      networks: Object.fromEntries(c.state === 'running' ? [...c.networks].map((n) => [n, `10.88.${parseInt(c.id.slice(0, 2), 16)}.${parseInt(c.id.slice(2, 4), 16)}`]) : []),
     };
   }
 
@@ -348,6 +350,16 @@ export class FakeEngine implements Engine {
     if ([...this.containers.values()].some((c) => c.networks.has(name))) return false;
     this.networks.delete(name);
     return true;
+  }
+
+  /** Runs nothing: the agents' healthcheck command exits as `healthOf` says (0 healthy, 1 not); anything else exits 0. */
+  async execContainer(id: string, cmd: string[]): Promise<{ exitCode: number; output: string }> {
+    this.log(`exec ${cmd.join(' ')}`, id.slice(0, 12));
+    const c = this.mustContainer(id, 'exec');
+    if (c.state !== 'running') throw engineError(`exec ${c.id.slice(0, 12)}: container ${c.id} is not running`, 409);
+    const isHealthcheck = JSON.stringify(cmd) === JSON.stringify(c.spec.healthcheck?.test ?? null);
+    const healthy = !isHealthcheck || (this.opts.healthOf?.(c.spec) ?? 'healthy') === 'healthy';
+    return { exitCode: healthy ? 0 : 1, output: healthy ? '' : 'unhealthy' };
   }
 
   async signalContainer(id: string, signal: string): Promise<void> {

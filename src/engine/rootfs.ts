@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chmod, copyFile, mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -12,6 +12,43 @@ import type { Engine, ImageInfo } from './engine.js';
 
 const log = logger('engine');
 const run = promisify(execFile);
+
+/** The host's static busybox (Debian package busybox-static), copied into the agent base image. */
+export const HOST_BUSYBOX = '/bin/busybox';
+
+/**
+ * True when `elf` (a file's first bytes, at least its program headers) is an ELF executable with
+ * no program interpreter (PT_INTERP), i.e. statically linked: it runs in any image. Pure.
+ */
+export function isStaticElf(elf: Buffer): boolean {
+  if (elf.length < 64 || elf.readUInt32BE(0) !== 0x7f454c46 || elf[4] !== 2) return false; // 64-bit ELF only
+  const little = elf[5] === 1;
+  const u16 = (o: number) => (little ? elf.readUInt16LE(o) : elf.readUInt16BE(o));
+  const u32 = (o: number) => (little ? elf.readUInt32LE(o) : elf.readUInt32BE(o));
+  const phoff = Number(little ? elf.readBigUInt64LE(32) : elf.readBigUInt64BE(32));
+  const size = u16(54);
+  const count = u16(56);
+  if (phoff + size * count > elf.length) return false;
+  for (let i = 0; i < count; i++) if (u32(phoff + i * size) === 3) return false; // PT_INTERP
+  return true;
+}
+
+/**
+ * Check that the host's busybox exists and is static, for the base image's health probe.
+ * @throws AppError BASE_IMAGE_FAILED naming the Debian package to install.
+ */
+export async function hostBusybox(path = HOST_BUSYBOX): Promise<string> {
+  const head = await readFile(path).then(
+    (b) => b.subarray(0, 4096),
+    () => undefined,
+  );
+  if (!head || !isStaticElf(head)) {
+    throw new AppError('BASE_IMAGE_FAILED', `${path} is ${head ? 'not a static 64-bit executable' : 'missing'}: the agents' health probe needs a static busybox`, {
+      hint: 'install it: apt-get install busybox-static (scripts/ensure-docker.sh does)',
+    });
+  }
+  return path;
+}
 
 /**
  * Shared libraries an ELF binary needs, from `ldd` output: absolute paths only (the vDSO has none).

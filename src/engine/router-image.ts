@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, mkdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -24,7 +25,8 @@ events { worker_connections 1024; }
 http {
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
-    access_log /dev/stdout;
+    # buffered: one write per 64 KiB or second instead of one per request through Docker's log pipe
+    access_log /dev/stdout combined buffer=64k flush=1s;
     client_body_temp_path /tmp/client_body;
     proxy_temp_path /tmp/proxy;
     fastcgi_temp_path /tmp/fastcgi;
@@ -33,6 +35,15 @@ http {
     include /etc/nginx/conf.d/*.conf;
 }
 `;
+
+/**
+ * The offline router image's reference for an nginx version: `nexus-delta-router:<nginx
+ * version>-<rootfs revision>-<hash of the main nginx.conf>` (the conf is part of the image, so a
+ * new one is a new tag).
+ */
+export function routerImageRef(nginxVersion: string): string {
+  return `nexus-delta-router:${nginxVersion}-${ROOTFS_REVISION}-${createHash('sha256').update(ROUTER_NGINX_CONF).digest('hex').slice(0, 6)}`;
+}
 
 /** The host's nginx version, e.g. 1.22.1 (nginx -v prints to stderr). */
 export async function hostNginxVersion(nginx = '/usr/sbin/nginx'): Promise<string> {
@@ -49,7 +60,7 @@ export async function ensureOfflineRouterImage(engine: Engine, nginx = '/usr/sbi
   if (!existsSync(nginx)) {
     throw new AppError('BASE_IMAGE_FAILED', `no nginx at ${nginx} to build the offline router image from`, { hint: 'apt-get install nginx, or use --router-image with a pullable image' });
   }
-  const ref = `nexus-delta-router:${await hostNginxVersion(nginx)}-${ROOTFS_REVISION}`;
+  const ref = routerImageRef(await hostNginxVersion(nginx));
   const existing = await engine.inspectImage(ref);
   if (existing) return existing;
   const dir = await mkdtemp(join(tmpdir(), 'nexus-router-'));

@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import * as esbuild from 'esbuild';
 import { AppError } from '../errors.js';
-import { NODE_MODULES, RUNTIME_ENTRY } from '../paths.js';
+import { NODE_MODULES, RUNTIME_DEFINE_ENTRY, RUNTIME_ENTRY, RUNTIME_WORKER_ENTRY } from '../paths.js';
 
 /** One bundled JavaScript file and the sha256 (hex) of its content. */
 export interface Bundle {
@@ -49,7 +49,12 @@ async function bundle(opts: esbuild.BuildOptions): Promise<Bundle> {
 }
 
 /** npm packages bundled into the runtime: their versions are part of its source hash. */
-const RUNTIME_DEPENDENCIES = ['fastify', 'ajv', 'prom-client', '@modelcontextprotocol/sdk'];
+const RUNTIME_DEPENDENCIES = ['fastify', 'ajv', 'prom-client', '@modelcontextprotocol/sdk', 'piscina'];
+/**
+ * npm packages the runtime loads from node_modules instead of its bundle: piscina starts its
+ * workers from its own dist/worker.js, which a bundle would not have.
+ */
+export const RUNTIME_EXTERNAL_PACKAGES = ['piscina'];
 
 /**
  * sha256 of everything the runtime bundle is made from (src/runtime/** and the versions of the
@@ -70,10 +75,19 @@ export async function runtimeSourceHash(): Promise<string> {
   return sha256(...parts);
 }
 
-/** The agent runtime (src/runtime with fastify, ajv, prom-client; the MCP SDK loaded lazily) as one ESM file for the base image. */
-export async function bundleRuntime(): Promise<Bundle> {
+/**
+ * The agent runtime for the base image: src/runtime (with fastify, ajv, prom-client; the MCP SDK loaded lazily) as one ESM
+ * file (`code`, the package's index.mjs), its tool worker (`worker`, worker.mjs beside it), and
+ * `define` (define.mjs: defineAgent, defineTool, ToolInputError only), what agent modules get in a
+ * tool worker so each worker does not load fastify, ajv and prom-client.
+ * piscina stays external (RUNTIME_EXTERNAL_PACKAGES). `hash` covers both.
+ */
+export async function bundleRuntime(): Promise<Bundle & { worker: string; define: string }> {
   try {
-    return await bundle({ entryPoints: [RUNTIME_ENTRY], banner: { js: ESM_REQUIRE_BANNER } });
+    const main = await bundle({ entryPoints: [RUNTIME_ENTRY], banner: { js: ESM_REQUIRE_BANNER }, external: RUNTIME_EXTERNAL_PACKAGES });
+    const worker = await bundle({ entryPoints: [RUNTIME_WORKER_ENTRY], banner: { js: ESM_REQUIRE_BANNER } });
+    const define = await bundle({ entryPoints: [RUNTIME_DEFINE_ENTRY] });
+    return { code: main.code, worker: worker.code, define: define.code, hash: sha256(main.hash, worker.hash, define.hash) };
   } catch (err) {
     throw new AppError('BASE_IMAGE_FAILED', `cannot bundle the agent runtime: ${formatEsbuildError(err)}`, {
       hint: 'reinstall the tool (npm ci)',

@@ -23,6 +23,12 @@ export interface AgentProbe {
   health(url: string, timeoutMs: number): Promise<HealthProbe>;
   /** GET <url>/tools; undefined when it does not answer 200. Never throws. */
   tools(url: string): Promise<ToolSummary[] | undefined>;
+  /**
+   * The generation the local router at `url` serves (GET <url>/.well-known/nexus-router), or
+   * undefined when it does not answer it. Never throws. A probe without it (unit tests' fakes)
+   * means: do not wait for router reloads to take effect.
+   */
+  routerGeneration?(url: string): Promise<string | undefined>;
 }
 
 /** What every use case receives (built by openFleet, src/fleet/open.ts, or by a test). */

@@ -199,14 +199,15 @@ async function runRouterAction(deps: FleetDeps, a: RouterAction): Promise<void> 
     await engine.removeNetwork(localNetworkName(config.workspace));
     return;
   }
-  const { writeNginxRoutes } = await import('./production.js');
-  const [conf, index] = await writeNginxRoutes(deps, localRouterDir(config.workspace), { routerPort: a.routerPort, routerAddress: config.ports.bindAddress });
+  const { reloadLocalRouter, waitRouterGeneration, writeLocalRoutes } = await import('./router-sync.js');
   if (a.kind === 'reload-router') {
-    await engine.signalContainer(a.id, 'SIGHUP');
+    await reloadLocalRouter(deps, a.routerPort);
     return;
   }
+  const w = await writeLocalRoutes(deps, a.routerPort);
   if (a.remove) await engine.removeContainer(a.remove);
   const image = (await engine.ensureOfflineRouterImage()).tags[0]!;
-  const id = await engine.createContainer(routerContainerSpec(config, image, a.routerPort, conf!, index!));
+  const id = await engine.createContainer(routerContainerSpec(config, image, a.routerPort, localRouterDir(config.workspace)));
   await engine.startContainer(id);
+  await waitRouterGeneration(deps, a.routerPort, w.generation);
 }

@@ -2,6 +2,7 @@ import { systemClock, type Clock } from '../clock.js';
 import { AppError } from '../errors.js';
 import type { ToolSummary } from '../registry/registry.js';
 import type { AgentProbe, FleetDeps } from './context.js';
+import { ROUTER_GENERATION_PATH } from '../generate/nginx.js';
 import { request } from './http.js';
 
 /** Result of one GET /health probe. */
@@ -59,6 +60,15 @@ export const httpProbe: AgentProbe = {
     try {
       const res = await request(`${url}/tools`, { timeoutMs: 2000 });
       return res.status === 200 ? (res.body as { tools: ToolSummary[] }).tools : undefined;
+    } catch {
+      return undefined;
+    }
+  },
+  async routerGeneration(url) {
+    try {
+      const res = await request(`${url}${ROUTER_GENERATION_PATH}`, { timeoutMs: 1000 });
+      const g = (res.body as { generation?: unknown } | undefined)?.generation;
+      return res.status === 200 && typeof g === 'string' ? g : undefined;
     } catch {
       return undefined;
     }

@@ -1,16 +1,17 @@
-import { copyFile, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { AppError, messageOf } from '../errors.js';
 import { LABEL, workspaceLabels } from '../conventions.js';
-import { hostNodeImageTag, hostNodeVersion } from '../engine/rootfs.js';
+import { hostBusybox, hostNodeImageTag, hostNodeVersion } from '../engine/rootfs.js';
 import type { ImageInfo } from '../engine/engine.js';
 import { agentImageRef, baseImageRef, HOST_NODE_IMAGE_REPO } from '../names.js';
-import { agentDir, DOCKERFILE_AGENT, RUNTIME_IMAGE_FILES } from '../paths.js';
+import { agentDir, DOCKERFILE_AGENT, NODE_MODULES, RUNTIME_IMAGE_FILES } from '../paths.js';
 import type { AgentRecord } from '../registry/registry.js';
 import { readManifest, type AgentManifest } from '../scaffold/render.js';
-import { bundleAgent, bundleRuntime, runtimeSourceHash, sha256, type AgentBundle } from './bundle.js';
+import { TOOL_WORKER_CONDITION } from '../runtime/contract.js';
+import { bundleAgent, bundleRuntime, RUNTIME_EXTERNAL_PACKAGES, runtimeSourceHash, sha256, type AgentBundle } from './bundle.js';
 import { copyLayer, installDependencies, missingHostLibraries, readAgentPackage, type DependencySet } from './dependencies.js';
 import type { FleetDeps } from './context.js';
 
@@ -41,6 +42,14 @@ export interface DependencyImage {
   /** Packages kept external, e.g. ["sharp"]. */
   external: string[];
   built: boolean;
+}
+
+/** Copy what a package needs at run time (package.json and its .js/.mjs/.cjs files; no maps, no types). */
+async function copyPackageFiles(from: string, to: string): Promise<void> {
+  await cp(from, to, {
+    recursive: true,
+    filter: (src) => !/\.(?:map|d\.ts|d\.mts|d\.cts|md|ts)$/.test(src) && !src.includes(`${sep}node_modules${sep}`, from.length),
+  });
 }
 
 async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
@@ -102,12 +111,12 @@ export async function ensureBaseImage(deps: FleetDeps, opts: { force?: boolean }
   const ref = baseImageRef(config.images.tag);
   const dockerfile = await readFile(DOCKERFILE_AGENT, 'utf8');
   const start = await readFile(join(RUNTIME_IMAGE_FILES, 'start.mjs'), 'utf8');
-  const health = await readFile(join(RUNTIME_IMAGE_FILES, 'healthcheck.mjs'), 'utf8');
   const hash = sha256(await runtimeSourceHash(), dockerfile, config.images.base, config.images.offline);
   const existing = await engine.inspectImage(ref);
   if (!opts.force && existing && existing.labels[LABEL.runtimeHash] === hash) {
     return { ref, id: existing.id, from: existing.labels[LABEL.baseFrom] ?? '', built: false };
   }
+  const busybox = await hostBusybox();
   const from = await resolveFromImage(deps);
   const runtime = await bundleRuntime();
   deps.onProgress?.({ phase: 'build', message: `building base image ${ref} FROM ${from}` });
@@ -115,12 +124,21 @@ export async function ensureBaseImage(deps: FleetDeps, opts: { force?: boolean }
     const pkg = join(ctx, 'runtime/node_modules/@nexus-delta/runtime');
     await mkdir(pkg, { recursive: true });
     await writeFile(join(pkg, 'index.mjs'), runtime.code);
+    await writeFile(join(pkg, 'worker.mjs'), runtime.worker);
+    await writeFile(join(pkg, 'define.mjs'), runtime.define);
+    for (const dep of RUNTIME_EXTERNAL_PACKAGES) await copyPackageFiles(join(NODE_MODULES, dep), join(ctx, 'runtime/node_modules', dep));
     await writeFile(
       join(pkg, 'package.json'),
-      JSON.stringify({ name: '@nexus-delta/runtime', type: 'module', main: 'index.mjs', exports: './index.mjs' }),
+      // tool workers run with --conditions=nexus-tool-worker (see src/runtime/invoke.ts)
+      JSON.stringify({
+        name: '@nexus-delta/runtime',
+        type: 'module',
+        main: 'index.mjs',
+        exports: { '.': { [TOOL_WORKER_CONDITION]: './define.mjs', default: './index.mjs' } },
+      }),
     );
     await writeFile(join(ctx, 'runtime/start.mjs'), start);
-    await writeFile(join(ctx, 'runtime/healthcheck.mjs'), health);
+    await copyFile(busybox, join(ctx, 'busybox'));
     await copyFile(DOCKERFILE_AGENT, join(ctx, 'Dockerfile'));
     try {
       return await engine.buildImage({

@@ -5,7 +5,7 @@ import yaml from 'js-yaml';
 import writeFileAtomic from 'write-file-atomic';
 import { composeDocument, type RouterKind } from '../generate/compose.js';
 import { DEFAULT_PRODUCTION, agentTargets, type ProductionOptions } from '../generate/model.js';
-import { agentIndex, nginxConfig } from '../generate/nginx.js';
+import { agentIndex, nginxConfig, type Routing } from '../generate/nginx.js';
 import { traefikDynamicConfig } from '../generate/traefik.js';
 import { validateRegistryHost } from '../names.js';
 import { agentDir } from '../paths.js';
@@ -50,13 +50,17 @@ async function targetsOf(deps: FleetDeps, o: ProductionOptions) {
   return agentTargets(deps.config, records, o, (slug) => existsSync(join(agentDir(deps.config.workspace, slug), '.env')));
 }
 
-/** Write the nginx routes (conf.d server block + the agents index) into `dir`. Returns the files. */
-export async function writeNginxRoutes(deps: FleetDeps, dir: string, f: ProductionFlags = {}): Promise<string[]> {
+/**
+ * Write the nginx routes (conf.d server block + the agents index) into `dir`. Returns the files.
+ * `routing`: DNS at request time (default, production) or the local router's upstream blocks
+ * (src/generate/nginx.ts, Routing).
+ */
+export async function writeNginxRoutes(deps: FleetDeps, dir: string, f: ProductionFlags = {}, routing?: Routing): Promise<string[]> {
   const o = productionOptions(deps, f);
   const targets = await targetsOf(deps, o);
   const conf = join(dir, 'nexus-agents.conf');
   const index = join(dir, 'agents.json');
-  await writeText(conf, nginxConfig(targets, o));
+  await writeText(conf, nginxConfig(targets, o, routing));
   await writeText(index, JSON.stringify(agentIndex(targets, o), null, 2) + '\n');
   return [conf, index];
 }

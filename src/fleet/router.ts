@@ -20,10 +20,13 @@ export function localRouterDir(workspace: string): string {
 
 /**
  * The local router's container spec (pure): the offline nginx `image`, hardened like an agent,
- * on the workspace network, publishing `routerPort` on the bind address, with the generated
- * server block `conf` and agents index `index` (absolute paths) mounted read-only.
+ * on the workspace network, publishing `routerPort` on the bind address, with the folder `dir`
+ * (absolute) holding the generated nexus-agents.conf and agents.json mounted read-only at
+ * /etc/nginx/conf.d and /etc/nginx/nexus. The folder, not the files: the files are replaced
+ * atomically (a rename, a new inode) at every regeneration, and a single-file bind mount would keep
+ * showing the old inode to a reloading nginx.
  */
-export function routerContainerSpec(config: Config, image: string, routerPort: number, conf: string, index: string): ContainerSpec {
+export function routerContainerSpec(config: Config, image: string, routerPort: number, dir: string): ContainerSpec {
   return {
     name: localRouterName(config.workspace),
     image,
@@ -39,6 +42,6 @@ export function routerContainerSpec(config: Config, image: string, routerPort: n
     cpus: ROUTER_LIMITS.cpus,
     pidsLimit: ROUTER_LIMITS.pids,
     network: localNetworkName(config.workspace),
-    binds: [`${conf}:/etc/nginx/conf.d/default.conf:ro`, `${index}:/etc/nginx/nexus/agents.json:ro`],
+    binds: [`${dir}:/etc/nginx/conf.d:ro`, `${dir}:/etc/nginx/nexus:ro`],
   };
 }

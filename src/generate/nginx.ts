@@ -1,36 +1,79 @@
+import { createHash } from 'node:crypto';
 import { ROUTER_CONTAINER_PORT } from '../conventions.js';
 import { AppError } from '../errors.js';
 import { checkTarget, commentText, nginxToken, regexLiteral } from './escape.js';
 import { AGENT_PORT, type AgentTarget, type ProductionOptions } from './model.js';
 
+/** One live replica an upstream block lists: its address on the router's network and port. */
+export interface UpstreamServer {
+  /** IPv4 address or DNS name the router reaches the replica at. */
+  host: string;
+  port: number;
+}
+
+/**
+ * How the generated router finds an agent's replicas:
+ * - `dns` (production: `routes --nginx`, Compose, Swarm): replicas are not known when the file is
+ *   written, so names resolve at request time through Docker's DNS (127.0.0.11, 5 s TTL) via a
+ *   variable `proxy_pass`: every replica of a scaled service is used and new ones are picked up
+ *   without a reload. The price: no upstream keep-alive (a variable proxy_pass has no upstream
+ *   block), so every request opens a connection. nginx >= 1.27.3 could keep both with
+ *   `server <name> resolve` in an upstream; the routers we run (Debian's 1.22, nginx:1.27-alpine)
+ *   predate it.
+ * - `upstreams` (the local `scale`/`rollout` router): the live replicas by agent slug, as
+ *   nginx-proxy/docker-gen write them (nginx.tmpl: one `server <container ip>:<port>` per
+ *   container, `keepalive`), so connections to the agents are reused. The caller regenerates and
+ *   reloads whenever replicas change. An agent with no live replica answers 503 directly (an
+ *   upstream without servers is invalid nginx). The file then also serves its own generation at
+ *   `GET /.well-known/nexus-router` (`{"generation": "<hash of the file>"}`), so a caller can tell
+ *   when a reload has taken effect.
+ */
+export type Routing = { kind: 'dns' } | { kind: 'upstreams'; servers: Readonly<Record<string, readonly UpstreamServer[]>> };
+
+/** Idle keep-alive connections each nginx worker keeps per agent (nginx `keepalive`). */
+export const UPSTREAM_KEEPALIVE = 32;
+/** Path where a router with upstream blocks serves its generation. */
+export const ROUTER_GENERATION_PATH = '/.well-known/nexus-router';
+
+/** An IPv4 address or a DNS name (what an upstream `server` takes without quoting trouble). */
+const HOST_RE = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)$/;
+
+function upstreamServer(s: UpstreamServer, slug: string): string {
+  if (!HOST_RE.test(s.host) || !Number.isInteger(s.port) || s.port < 1 || s.port > 65535) {
+    throw new AppError('USAGE', `cannot write the nginx configuration: replica address ${JSON.stringify(`${s.host}:${s.port}`.slice(0, 80))} of agent '${slug}' is not host:port`, {
+      hint: 'a replica is reached at an IPv4 address or DNS name and a TCP port 1-65535',
+    });
+  }
+  return nginxToken(`${s.host}:${s.port}`, `agent '${slug}' replica`);
+}
+
+const UNAVAILABLE_JSON = `'{"error":{"code":"AGENT_UNAVAILABLE","message":"no live replica of this agent"}}'`;
+
 /**
  * nginx configuration (a conf.d server block) routing /agents/<slug>/... to the agent's
- * service on the compose network. Pure.
- * - Names resolve at request time through Docker's DNS (127.0.0.11, 5 s TTL): every replica of a
- *   scaled service is used (round robin over its addresses) and new replicas are picked up
- *   without a reload. (nginx < 1.27.3 has no `resolve` on upstream servers, hence variables.)
- * - A dead replica is skipped: errors, timeouts and 502/503/504 go to the next address.
+ * replicas. Pure. `routing` (default dns) says how replicas are found (see Routing).
+ * - A dead replica is skipped: errors, timeouts and 502/503/504 go to the next address
+ *   (a closing agent answers 503).
  * - An agent with no live replica answers 503 (not 404) in the agents' error shape.
  * - Timeouts: connect 2 s, read/send 35 s (the agents' 30 s tool budget plus margin); body limit
- *   as the agents'.
+ *   as the agents'. HTTP/1.1 with an empty Connection header to the agents (keep-alive).
  * - GET /.well-known/agents.json: the index of all agents (see agentIndex).
  * Every value from a record is an nginx token quoted by nginx's grammar (escape.ts); names appear
  * only in one-line comments.
- * @throws AppError USAGE for a target whose slug/path cannot be routed (checkTarget) or a body
- *   limit that is not a positive number of bytes.
+ * @throws AppError USAGE for a target whose slug/path cannot be routed (checkTarget), a replica
+ *   address that is not host:port, or a body limit that is not a positive number of bytes.
  */
-export function nginxConfig(agents: readonly AgentTarget[], o: ProductionOptions): string {
+export function nginxConfig(agents: readonly AgentTarget[], o: ProductionOptions, routing: Routing = { kind: 'dns' }): string {
   if (!Number.isSafeInteger(o.bodyLimitBytes) || o.bodyLimitBytes <= 0) {
     throw new AppError('USAGE', `cannot write the nginx configuration: body limit ${o.bodyLimitBytes} is not a positive number of bytes`, { hint: 'pass a whole number of bytes' });
   }
   const kib = Math.ceil(o.bodyLimitBytes / 1024);
+  const upstreams: string[] = [];
   const lines = [
-    '# Generated by `agent routes --nginx` (Nexus Delta agents). Do not edit: regenerate.',
     'server {',
     `    listen ${ROUTER_CONTAINER_PORT};`,
     '    server_tokens off;',
-    '    resolver 127.0.0.11 valid=5s ipv6=off;',
-    '    resolver_timeout 2s;',
+    ...(routing.kind === 'dns' ? ['    resolver 127.0.0.11 valid=5s ipv6=off;', '    resolver_timeout 2s;'] : []),
     `    client_max_body_size ${kib}k;`,
     '    proxy_http_version 1.1;',
     '    proxy_connect_timeout 2s;',
@@ -54,32 +97,66 @@ export function nginxConfig(agents: readonly AgentTarget[], o: ProductionOptions
   for (const a of agents) {
     checkTarget('the nginx configuration', a);
     const what = `agent '${a.slug}' path`;
-    lines.push(
-      '',
-      `    # ${commentText(a.name)}`,
-      `    location ${nginxToken(`${a.path}/`, what)} {`,
-      `        set $agent_upstream ${nginxToken(`${a.slug}:${AGENT_PORT}`, `agent '${a.slug}' host`)};`,
-      `        rewrite ${nginxToken(`^${regexLiteral(a.path)}/(.*)$`, what, { variables: true })} /$1 break;`,
-      '        proxy_pass http://$agent_upstream;',
-      `        proxy_set_header X-Forwarded-Prefix ${nginxToken(a.path, what)};`,
-      '    }',
-    );
+    const rewrite = `        rewrite ${nginxToken(`^${regexLiteral(a.path)}/(.*)$`, what, { variables: true })} /$1 break;`;
+    const prefix = `        proxy_set_header X-Forwarded-Prefix ${nginxToken(a.path, what)};`;
+    lines.push('', `    # ${commentText(a.name)}`, `    location ${nginxToken(`${a.path}/`, what)} {`);
+    if (routing.kind === 'dns') {
+      lines.push(`        set $agent_upstream ${nginxToken(`${a.slug}:${AGENT_PORT}`, `agent '${a.slug}' host`)};`, rewrite, '        proxy_pass http://$agent_upstream;', prefix);
+    } else {
+      const servers = routing.servers[a.slug] ?? [];
+      if (servers.length === 0) {
+        lines.push('        default_type application/json;', `        return 503 ${UNAVAILABLE_JSON};`);
+      } else {
+        const name = nginxToken(`agent_${a.slug}`, `agent '${a.slug}' upstream`);
+        upstreams.push(
+          `# ${commentText(a.name)}`,
+          `upstream ${name} {`,
+          ...servers.map((s) => `    server ${upstreamServer(s, a.slug)} max_fails=1 fail_timeout=2s;`),
+          `    keepalive ${UPSTREAM_KEEPALIVE};`,
+          // below the agents' idle timeout (fastify: 72 s), so nginx never reuses a connection the agent is closing
+          '    keepalive_timeout 60s;',
+          '}',
+          '',
+        );
+        lines.push(rewrite, `        proxy_pass http://${name};`, prefix);
+      }
+    }
+    lines.push('    }');
   }
   lines.push(
     '',
     '    location @unavailable {',
     '        default_type application/json;',
-    `        return 503 '{"error":{"code":"AGENT_UNAVAILABLE","message":"no live replica of this agent"}}';`,
+    `        return 503 ${UNAVAILABLE_JSON};`,
     '    }',
     '',
     '    location / {',
     '        default_type application/json;',
     `        return 404 '{"error":{"code":"NOT_FOUND","message":"no such agent; see /.well-known/agents.json"}}';`,
     '    }',
-    '}',
-    '',
   );
-  return lines.join('\n');
+  const body = [...upstreams, ...lines].join('\n');
+  const tail: string[] = [];
+  if (routing.kind === 'upstreams') {
+    tail.push(
+      '',
+      `    location = ${ROUTER_GENERATION_PATH} {`,
+      '        default_type application/json;',
+      `        return 200 '{"generation":"${routerGeneration(body)}"}';`,
+      '    }',
+    );
+  }
+  return ['# Generated by `agent routes --nginx` (Nexus Delta agents). Do not edit: regenerate.', body + (tail.length ? `\n${tail.join('\n')}` : ''), '}', ''].join('\n');
+}
+
+/** The generation of a router file: sha256 (16 hex) of its routing part. Pure. */
+export function routerGeneration(body: string): string {
+  return createHash('sha256').update(body).digest('hex').slice(0, 16);
+}
+
+/** The generation a config written by nginxConfig with upstreams serves, or undefined. Pure. */
+export function generationOf(conf: string): string | undefined {
+  return /"generation":"([0-9a-f]{16})"/.exec(conf)?.[1];
 }
 
 /** The index of all agents served at /.well-known/agents.json: where each one and its card are. Pure. */

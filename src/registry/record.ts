@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { VERSION_HISTORY } from '../conventions.js';
 import { AppError, type ErrorCode } from '../errors.js';
 import { isAgentName, isSlug, isVersion, MAX_SLUG_LENGTH } from '../names.js';
 import { HISTORY_EVENTS, type AgentRecord, type HistoryEvent } from './registry.js';
@@ -12,6 +13,14 @@ const toolSchema = z.object({
   name: z.string().regex(TOOL_NAME_RE, 'must be snake_case (a-z, 0-9, _), 1-64 characters'),
   description: z.string(),
   parameters: z.record(z.string(), z.unknown()),
+});
+
+/** One deployed version (src/fleet/rollout.ts): the image kept under its version tag for rollbacks. */
+const versionSchema = z.object({
+  version: z.string().refine(isVersion, 'must be a version such as 1.2.3'),
+  image: z.object({ ref: z.string().min(1), id: z.string().min(1) }),
+  sourceHash: z.string(),
+  deployedAt: z.string(),
 });
 
 /** The marketplace listing; loose so fields added later (e.g. `pending`) survive a read/write. */
@@ -46,6 +55,7 @@ export const agentRecordSchema = z.looseObject({
   status: z.enum(['created', 'built', 'running', 'stopped', 'unhealthy', 'failed']),
   image: z.object({ ref: z.string(), id: z.string(), sourceHash: z.string(), builtAt: z.string() }).optional(),
   tools: z.array(toolSchema).optional(),
+  versions: z.array(versionSchema).max(VERSION_HISTORY, `keeps at most ${VERSION_HISTORY} versions`).optional(),
   marketplace: marketplaceSchema.optional(),
   lastError: z.string().optional(),
   createdAt: z.string(),

@@ -36,6 +36,9 @@ export interface AgentRecord {
   /** Agent image last built: reference, image id, and the source hash it was built from. */
   image?: { ref: string; id: string; sourceHash: string; builtAt: string } | undefined;
   tools?: ToolSummary[] | undefined;
+  /** Versions deployed by `rollout`/`rollback`, oldest first, the running one last (at most
+   *  VERSION_HISTORY); each image is kept under its version tag so a rollback needs no rebuild. */
+  versions?: DeployedVersion[] | undefined;
   /** The marketplace listing: its id there, the stable key it is upserted under, and the hash of
    *  the card last sent (an unchanged card is not sent again). Never the API key.
    *  `pending`: a listing change a lifecycle command could not make (marketplace unreachable), so
@@ -47,6 +50,16 @@ export interface AgentRecord {
   /** ISO-8601 timestamps. */
   createdAt: string;
   updatedAt: string;
+}
+
+/** One deployed version of an agent (see AgentRecord.versions). */
+export interface DeployedVersion {
+  version: string;
+  /** The version-tagged image reference and its id. */
+  image: { ref: string; id: string };
+  sourceHash: string;
+  /** ISO-8601. */
+  deployedAt: string;
 }
 
 /** Fields a caller supplies to create an agent. */

@@ -16,7 +16,8 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { textTool } from './card.js';
 import type { AgentDefinition } from './define.js';
-import { ContractError, type ErrCode, type InvokeTool } from './invoke.js';
+import { checkJsonCost, ContractError, type ErrCode } from './contract.js';
+import type { InvokeTool } from './invoke.js';
 
 /** Tasks kept in memory: the most recently updated ones; older ones answer TASK_NOT_FOUND. */
 export const MAX_TASKS = 1000;
@@ -229,7 +230,7 @@ export function registerA2a(app: FastifyInstance, opts: A2aOptions): void {
       return next;
     };
     try {
-      const result = await opts.invokeTool(tool, params, { signal: cancel.signal });
+      const result = (await opts.invokeTool(tool, params, { signal: cancel.signal })).value();
       return update({
         status: { state: 'TASK_STATE_COMPLETED', timestamp: new Date().toISOString() },
         artifacts: [{ artifactId: randomUUID(), name: tool, parts: [{ data: result, mediaType: 'application/json' }] }],
@@ -255,9 +256,16 @@ export function registerA2a(app: FastifyInstance, opts: A2aOptions): void {
     // A body may be empty (the SDK's client POSTs :cancel with a JSON content type and no body).
     const json = scope.getDefaultJsonParser('error', 'ignore');
     scope.removeContentTypeParser('application/json');
-    scope.addContentTypeParser(['application/json', A2A_CONTENT_TYPE], { parseAs: 'string' }, (req, body, done) =>
-      body === '' ? done(null, undefined) : json(req, body as string, done),
-    );
+    // the body's cost is bounded before it is parsed, as on every route (server.ts)
+    scope.addContentTypeParser(['application/json', A2A_CONTENT_TYPE], { parseAs: 'string' }, (req, body, done) => {
+      if (body === '') return done(null, undefined);
+      try {
+        checkJsonCost(body as string);
+      } catch (err) {
+        return done(err as ContractError, undefined);
+      }
+      json(req, body as string, done);
+    });
     scope.addHook('onRequest', async (req) => checkVersion(req));
     scope.setErrorHandler((err: FastifyError | A2aError, req, reply) => {
       let e: A2aError;

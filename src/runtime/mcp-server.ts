@@ -6,7 +6,8 @@ import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { AgentDefinition } from './define.js';
-import { ContractError, type InvokeTool } from './invoke.js';
+import { ContractError } from './contract.js';
+import type { InvokeTool } from './invoke.js';
 
 // The SDK's Server validates only elicitation answers with this (never asked for here); its
 // default builds an Ajv instance with formats per Server, i.e. per stateless request.
@@ -35,7 +36,7 @@ export async function handleMcpPost(agent: AgentDefinition, invokeTool: InvokeTo
   server.setRequestHandler(CallToolRequestSchema, async (req, extra): Promise<CallToolResult> => {
     try {
       const result = await invokeTool(req.params.name, req.params.arguments ?? {}, { signal: extra.signal });
-      return { content: [{ type: 'text', text: JSON.stringify(result) }], structuredContent: structuredResult(result) };
+      return { content: [{ type: 'text', text: result.json }], structuredContent: structuredResult(result.value()) };
     } catch (err) {
       if (!(err instanceof ContractError)) throw err;
       if (err.code === 'TOOL_NOT_FOUND') throw new McpError(ErrorCode.InvalidParams, err.message);

@@ -3,12 +3,28 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance } from 
 import { Registry as MetricsRegistry, collectDefaultMetrics, Gauge } from 'prom-client';
 import { registerA2a } from './a2a.js';
 import { buildA2aCard } from './card.js';
+import { checkJsonCost, ContractError, ERR, type ErrCode } from './contract.js';
 import type { AgentDefinition } from './define.js';
-import { ContractError, createToolInvoker, ERR, type ErrCode } from './invoke.js';
+import { createToolInvoker, type ToolRunnerOptions } from './invoke.js';
 import { registerMcp } from './mcp.js';
 
 /** Default request body limit: 1 MiB. */
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
+
+/** Names of prom-client's event-loop delay metrics read from a sampling histogram (see processMetrics). */
+const SAMPLED_LOOP_METRICS = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'].map((s) => `nodejs_eventloop_lag_${s}_seconds`);
+
+/**
+ * Node process metrics (CPU, memory, heap, GC, handles) on `metrics`, with no timer of their own:
+ * prom-client's event-loop delay histogram samples on a timer (every 10 ms by default, 0.49% of a
+ * core per idle agent, issue 14 §3). Its period is set to the largest a timer takes (24.8 days)
+ * and its metrics removed; `nodejs_eventloop_lag_seconds`, measured when /metrics is scraped
+ * (one setImmediate), stays.
+ */
+function processMetrics(metrics: MetricsRegistry): void {
+  collectDefaultMetrics({ register: metrics, eventLoopMonitoringPrecision: 2 ** 31 - 1 });
+  for (const name of SAMPLED_LOOP_METRICS) metrics.removeSingleMetric(name);
+}
 
 export interface ServerOptions {
   /** Maximum request body in bytes (413 above it). Default 1 MiB. */
@@ -19,6 +35,11 @@ export interface ServerOptions {
   logger?: boolean | Record<string, unknown>;
   /** Collect Node process metrics (CPU, memory, event loop) for /metrics. Default true. */
   processMetrics?: boolean;
+  /**
+   * Where tool handlers run (see ToolRunnerOptions): give `modulePath` (runAgent does) to run them
+   * in worker threads that can be stopped. Default: this thread, results up to 4 MiB.
+   */
+  tools?: Partial<ToolRunnerOptions>;
 }
 
 /**
@@ -32,7 +53,7 @@ export interface ServerOptions {
 export async function buildServer(agent: AgentDefinition, opts: ServerOptions = {}): Promise<FastifyInstance> {
   const startedAt = Date.now();
   const metrics = new MetricsRegistry();
-  if (opts.processMetrics ?? true) collectDefaultMetrics({ register: metrics });
+  if (opts.processMetrics ?? true) processMetrics(metrics);
   new Gauge({
     name: 'nexus_agent_uptime_seconds',
     help: 'Seconds since the agent started.',
@@ -51,12 +72,24 @@ export async function buildServer(agent: AgentDefinition, opts: ServerOptions = 
   });
   // JSON only: anything else is 415, not a string body that fails later with a vague 400
   app.removeContentTypeParser('text/plain');
+  // and: its cost is bounded before it is parsed (depth, number of objects and arrays)
+  const json = app.getDefaultJsonParser('error', 'ignore');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    try {
+      checkJsonCost(body as string);
+    } catch (err) {
+      return done(err as ContractError, undefined);
+    }
+    json(req, body as string, done);
+  });
   const shutdown = new AbortController();
   app.addHook('onClose', async () => shutdown.abort());
-  const invokeTool = createToolInvoker(agent, { metrics, shutdown: shutdown.signal, log: app.log });
+  const invokeTool = createToolInvoker(agent, { ...opts.tools, metrics, shutdown: shutdown.signal, log: app.log });
 
   app.setErrorHandler((err: FastifyError | ContractError, req, reply) => {
     if (err instanceof ContractError) {
+      if (err.code === 'AGENT_BUSY') reply.header('retry-after', '1');
       return reply.code(ERR[err.code]).send({ error: { code: err.code, message: err.message } });
     }
     const status = err.statusCode ?? 500;
@@ -114,7 +147,14 @@ export async function buildServer(agent: AgentDefinition, opts: ServerOptions = 
         },
       },
     },
-    async (req) => ({ result: await invokeTool(req.body.tool_name, req.body.parameters ?? {}) }),
+    async (req, reply) => {
+      const { tool_name: name, parameters = {} } = req.body;
+      // drop the request's hold on the parsed body while the call waits for its worker
+      (req as { body: unknown }).body = undefined;
+      const result = await invokeTool(name, parameters);
+      // the result is JSON text already (bounded in size): no parse and second serialisation here
+      return reply.type('application/json; charset=utf-8').send(`{"result":${result.json}}`);
+    },
   );
 
   // the same tools over A2A (HTTP+JSON 1.0, what the card declares) and MCP (streamable HTTP)

@@ -112,6 +112,27 @@ const RemoveResult = Type.Object(
   { additionalProperties: false },
 );
 const ScaleResult = Type.Object({ name: Type.String(), replicas: Type.Integer(), containers: Type.Array(Type.String()), url: Type.String({ description: 'the local nginx router URL of the agent' }) }, { additionalProperties: false });
+const RolloutResult = Type.Object(
+  {
+    name: Type.String(),
+    from: Type.String({ description: 'version before' }),
+    to: Type.String({ description: 'version now serving' }),
+    generation: Type.Integer({ description: 'rollout generation of the serving containers' }),
+    image: Type.Object({ ref: Type.String(), id: Type.String() }, { additionalProperties: false }),
+    containers: Type.Array(Type.String()),
+    drained: Type.Array(Type.String()),
+    url: Type.String({ description: 'the local nginx router URL of the agent' }),
+  },
+  { additionalProperties: false },
+);
+const RolloutBody = Type.Object(
+  {
+    version: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: "version to record (default: the manifest's)" })),
+    routerPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'host port of the local router (default 8088)' })),
+    healthTimeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 600, description: 'seconds for the new replicas to pass their health checks' })),
+  },
+  { additionalProperties: false },
+);
 const ExecuteBody = Type.Object(
   { tool_name: Type.String({ minLength: 1, maxLength: 200 }), parameters: Type.Optional(Type.Record(Type.String(), Type.Unknown())) },
   { additionalProperties: false },
@@ -265,6 +286,18 @@ export function agentsPlugin(ctx: ManagerContext) {
         },
       },
       async (req) => run(ctx, 'scale', { name: req.params.name, replicas: req.body.replicas, routerPort: req.body.routerPort }),
+    );
+    api.post(
+      '/agents/:name/rollout',
+      {
+        config: { scope: 'operator' },
+        schema: {
+          ...s("Roll the agent's current source out beside the running version, shift traffic once healthy, drain the old; 502 ROLLOUT_UNHEALTHY (rolled back) when the new version fails its checks", { 200: RolloutResult }),
+          params: NameParams,
+          body: RolloutBody,
+        },
+      },
+      async (req) => run(ctx, 'rollout', { name: req.params.name, version: req.body.version, routerPort: req.body.routerPort, healthTimeout: req.body.healthTimeout }),
     );
 
     api.post(

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
-import { ROOTFS_REVISION, hostNodeImageTag } from '../../src/engine/rootfs.js';
-import { hostNginxVersion } from '../../src/engine/router-image.js';
+import { hostNodeImageTag } from '../../src/engine/rootfs.js';
+import { hostNginxVersion, routerImageRef } from '../../src/engine/router-image.js';
 import { HOST_NODE_IMAGE_REPO } from '../../src/names.js';
 import { removeByLabel, TEST_LABEL } from './workspace.js';
 
@@ -17,7 +17,7 @@ export default async function setup(): Promise<() => Promise<void>> {
   await docker.ping();
   const hostRef = `${HOST_NODE_IMAGE_REPO}:${hostNodeImageTag()}`;
   const hadHostImage = await docker.getImage(hostRef).inspect().then(() => true, () => false);
-  const routerRef = `nexus-delta-router:${await hostNginxVersion()}-${ROOTFS_REVISION}`;
+  const routerRef = routerImageRef(await hostNginxVersion());
   const hadRouterImage = await docker.getImage(routerRef).inspect().then(() => true, () => false);
   return async () => {
     await removeByLabel({ [TEST_LABEL]: run });

@@ -127,6 +127,40 @@ describe('generators under arbitrary records (fast-check)', () => {
     );
   });
 
+  it('nginx with upstream blocks (local router): passes nginx -t, one keep-alive upstream per agent with replicas, 503 for the others', async () => {
+    const octet = fc.integer({ min: 0, max: 255 });
+    const ip = fc.tuple(octet, octet, octet, octet).map((o) => o.join('.'));
+    const host = fc.oneof({ weight: 4, arbitrary: ip }, { weight: 1, arbitrary: text });
+    const servers = fc.array(fc.record({ host, port: fc.oneof(fc.constant(8080), fc.integer({ min: -1, max: 70000 })) }), { maxLength: 3 });
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(routableArb, recordsArb), fc.array(servers, { minLength: 4, maxLength: 4 }), async (rs, perAgent) => {
+        const targets = agentTargets(config, toRecords(rs), DEFAULT_PRODUCTION);
+        const routing = { kind: 'upstreams' as const, servers: Object.fromEntries(targets.map((t, i) => [t.slug, perAgent[i]!])) };
+        const valid = (s: { host: string; port: number }) => /^(?:\d{1,3}(?:\.\d{1,3}){3})$/.test(s.host) && s.port >= 1 && s.port <= 65535;
+        let conf: string;
+        try {
+          conf = nginxConfig(targets, DEFAULT_PRODUCTION, routing);
+        } catch (err) {
+          // refused only for an unroutable slug or a replica address that is not host:port
+          expect(isAppError(err) && err.code === 'USAGE', `unexpected ${String(err)}`).toBe(true);
+          expect(allRoutable(targets, false) && Object.values(routing.servers).flat().every(valid), `refused valid input: ${(err as Error).message}`).toBe(false);
+          return;
+        }
+        expect(await nginxTest(conf)).toMatch(/syntax is ok[\s\S]*test is successful/);
+        const lines = directives(conf);
+        const withServers = targets.filter((t) => (routing.servers[t.slug] ?? []).length > 0);
+        expect(lines.filter((l) => l.startsWith('upstream '))).toEqual(withServers.map((t) => `upstream agent_${t.slug} {`));
+        expect(lines.filter((l) => l.startsWith('keepalive '))).toHaveLength(withServers.length);
+        expect(lines.filter((l) => l.startsWith('proxy_pass '))).toEqual(withServers.map((t) => `proxy_pass http://agent_${t.slug};`));
+        expect(lines.filter((l) => l.startsWith('server ') && l.includes(':'))).toEqual(withServers.flatMap((t) => routing.servers[t.slug]!.map((s) => `server ${s.host}:${s.port} max_fails=1 fail_timeout=2s;`)));
+        // agents without a live replica, plus @unavailable, answer 503
+        expect(lines.filter((l) => l.startsWith('return 503 '))).toHaveLength(targets.length - withServers.length + 1);
+        expect(lines.filter((l) => l.startsWith('resolver '))).toEqual([]);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
   it('Traefik file provider: valid schema, one router per agent with a PathPrefix on its own path', () => {
     fc.assert(
       fc.property(recordsArb, (rs) => {

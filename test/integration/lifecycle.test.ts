@@ -63,7 +63,7 @@ describe('agent lifecycle on the real engine', () => {
     expect(info.HostConfig.NanoCpus).toBe(0.5e9);
     expect(info.HostConfig.PidsLimit).toBe(128);
     expect(info.HostConfig.RestartPolicy?.Name).toBe('unless-stopped');
-    expect(info.Config.Healthcheck?.Test).toEqual(['CMD', 'node', '/app/healthcheck.mjs']);
+    expect(info.Config.Healthcheck?.Test).toEqual(['CMD', '/usr/local/bin/busybox', 'wget', '-q', '-O', '/dev/null', 'http://127.0.0.1:8080/health']);
     expect(info.HostConfig.PortBindings).toEqual({ '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: '9101' }] });
     // the process really runs as uid 1000 and cannot write the root filesystem
     const exec = await docker.getContainer(c!.Id).exec({

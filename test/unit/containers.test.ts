@@ -31,7 +31,7 @@ describe('agentContainerSpec', () => {
       hostPort: { address: '127.0.0.1', port: 8081 },
     });
     expect(s.labels).toMatchObject({ [LABEL.managed]: 'true', [LABEL.agent]: 'data-agent', team: 'a' });
-    expect(s.healthcheck!.test).toEqual(['node', '/app/healthcheck.mjs']);
+    expect(s.healthcheck!.test).toEqual(['/usr/local/bin/busybox', 'wget', '-q', '-O', '/dev/null', 'http://127.0.0.1:8080/health']);
     expect(Object.keys(s.env)).not.toContain('MARKETPLACE_API_KEY');
   });
 

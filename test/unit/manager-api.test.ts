@@ -145,6 +145,21 @@ describe('agents API (fake engine, app.inject)', () => {
     expect((await inject('GET', '/agents')).json()).toEqual({ agents: [] });
   });
 
+  it('rollout (operator): the new version replaces the old; a viewer is refused, an unknown field is 400', async () => {
+    await createAndStart();
+    const before = (await inject('GET', '/agents/DataAgent?stats=false')).json().replicas[0].id;
+    const operator = { authorization: `Bearer ${(await createToken({ scope: 'operator' }, { workspace: dir })).token}` };
+    const viewer = { authorization: `Bearer ${(await createToken({ scope: 'viewer' }, { workspace: dir })).token}` };
+    expect((await inject('POST', '/agents/DataAgent/rollout', { headers: viewer, body: {} })).statusCode).toBe(403);
+    expect((await inject('POST', '/agents/DataAgent/rollout', { headers: operator, body: { replicas: 2 } })).statusCode).toBe(400);
+    const r = await inject('POST', '/agents/DataAgent/rollout', { headers: operator, body: { version: '0.2.0', routerPort: 18088 } });
+    expect(r.statusCode, r.body).toBe(200);
+    expect(r.json()).toMatchObject({ name: 'DataAgent', from: '0.1.0', to: '0.2.0', generation: 1, containers: ['nexus-agent-data-agent'] });
+    const after = (await inject('GET', '/agents/DataAgent?stats=false')).json().replicas;
+    expect(after).toHaveLength(1);
+    expect(after[0].id).not.toBe(before);
+  });
+
   it('logs: the last lines as JSON', async () => {
     await createAndStart();
     const r = await inject('GET', '/agents/DataAgent/logs?tail=5');

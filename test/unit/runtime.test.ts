@@ -130,14 +130,17 @@ describe('graceful close', () => {
   it('lets an in-flight request finish when the server closes', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
     const a = await buildServer(
-      defineAgent({ name: 'G', description: '', version: '1', tools: [defineTool({ name: 'wait', description: '', parameters: { type: 'object' }, handler: async () => { await gate; return 'done'; } })] }),
+      defineAgent({ name: 'G', description: '', version: '1', tools: [defineTool({ name: 'wait', description: '', parameters: { type: 'object' }, handler: async () => { started(); await gate; return 'done'; } })] }),
       { processMetrics: false },
     );
     await a.listen({ port: 0, host: '127.0.0.1' });
     const port = (a.server.address() as { port: number }).port;
     const inflight = fetch(`http://127.0.0.1:${port}/execute`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"tool_name":"wait"}' });
-    await new Promise((r) => setTimeout(r, 50));
+    // close only once the call is inside the tool (a fixed sleep raced a loaded machine)
+    await running;
     const closing = a.close();
     release();
     const res = await inflight;

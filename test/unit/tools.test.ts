@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { analyzeText } from '../../agent-template/tools/analyze_text.js';
+import { analyzeText, countSentences } from '../../agent-template/tools/analyze_text.js';
 import { echo } from '../../agent-template/tools/echo.js';
 import { evaluateExpression } from '../../agent-template/tools/evaluate_expression.js';
 import { processData } from '../../agent-template/tools/process_data.js';
@@ -20,6 +21,16 @@ describe('starter tools', () => {
     expect(r.words).toBe(7);
     expect(r.sentences).toBe(3);
     expect(r.top_words).toEqual([{ word: 'the', count: 2 }]);
+  });
+
+  it('analyze_text counts sentences as the old regex split did, in one pass', () => {
+    const bySplit = (t: string) => t.split(/[.!?]+(?:\s|$)/).filter((x) => x.trim().length > 0).length;
+    fc.assert(fc.property(fc.stringMatching(/^[a.!? \n]{0,40}$/), (t) => countSentences(t) === bySplit(t)), { numRuns: 2000 });
+  });
+
+  it('analyze_text answers on 200,000 dots (the regex split was quadratic: 23 s)', () => {
+    const r = analyzeText.handler({ text: `${'.'.repeat(199_999)}a` }, ctx) as { sentences: number; words: number };
+    expect(r).toMatchObject({ sentences: 1, words: 1 });
   });
 
   it('echo returns its parameters', () => expect(echo.handler({ message: 1 }, ctx)).toEqual({ echo: { message: 1 } }));

@@ -105,7 +105,7 @@ describe('use cases on the fake engine', () => {
   it('a foreign container holding the name is NAME_TAKEN, and is left alone', async () => {
     await createAgent(deps, { name: 'Taken' });
     engine.addImage('someone/else:1');
-    await engine.createContainer({ ...(await import('../../src/fleet/router.js')).routerContainerSpec(deps.config, 'someone/else:1', 9399, '/a', '/b'), name: 'nexus-agent-taken', labels: {}, network: undefined });
+    await engine.createContainer({ ...(await import('../../src/fleet/router.js')).routerContainerSpec(deps.config, 'someone/else:1', 9399, '/a'), name: 'nexus-agent-taken', labels: {}, network: undefined });
     const s = await startAgents(deps, ['Taken']);
     expect(s.agents[0]).toMatchObject({ outcome: 'failed', error: { code: 'NAME_TAKEN' } });
     expect(engine.containers.size).toBe(1);
