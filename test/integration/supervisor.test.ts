@@ -56,11 +56,12 @@ const healthyAgain = (s: Supervisor, slug: string, not?: string, timeoutMs = 20_
     return id && id !== not && inRotation(s, slug) && s.rotation(slug)[0]?.id === id ? id : undefined;
   }, timeoutMs, 100);
 
-/** A tool that blocks the agent's event loop for good (a sync infinite loop). */
-const withSpinTool = (src: string) =>
-  src
-    .replace("import { defineAgent } from '@nexus-delta/runtime';", "import { defineAgent, defineTool } from '@nexus-delta/runtime';\nconst spin = defineTool({ name: 'spin', description: 'blocks the event loop', parameters: { type: 'object' }, handler: () => { for (;;) {} } });")
-    .replace('tools: [', 'tools: [spin, ');
+/**
+ * An agent whose main thread blocks its event loop for good on SIGUSR2 (tools run in worker
+ * threads, so a spinning tool would not block it; the container's init forwards the signal).
+ */
+const withHangOnSignal = (src: string) =>
+  `import { isMainThread } from 'node:worker_threads';\nif (isMainThread) process.on('SIGUSR2', () => { for (;;) {} });\n${src}`;
 
 /** `agent serve` for the test workspace as a child process; resolves with its URL once it listens. */
 async function serve(): Promise<{ child: ChildProcess; url: string; exited: Promise<unknown> }> {
@@ -86,12 +87,12 @@ async function serve(): Promise<{ child: ChildProcess; url: string; exited: Prom
 
 describe('Supervisor on the real engine', () => {
   it('an agent whose event loop is blocked goes out of rotation, is restarted and is healthy again within 20 s', async () => {
-    const { slug, port } = await runningAgent('SpinAgent', withSpinTool);
+    const { slug } = await runningAgent('SpinAgent', withHangOnSignal);
     const events: SupervisorEvent[] = [];
     await using s = supervise(events);
     const before = await healthyAgain(s, slug);
     const t0 = Date.now();
-    void fetch(`http://127.0.0.1:${port}/execute`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tool_name: 'spin', parameters: {} }), signal: AbortSignal.timeout(25_000) }).catch(() => undefined);
+    await docker.getContainer(before).kill({ signal: 'SIGUSR2' });
     await eventually(async () => (inRotation(s, slug) ? undefined : true), 20_000, 50);
     await healthyAgain(s, slug, before, 20_000 - (Date.now() - t0));
     console.log(`supervisor: blocked event loop -> healthy again after ${Date.now() - t0} ms`);
