@@ -174,6 +174,26 @@ describe('Supervisor on the real engine', () => {
     }
   }, 90_000);
 
+  it('autoscaling from the manifest: load scales out within max (replicas probed on the network, in rotation), quiet scales back in after the cool-down', async () => {
+    const { slug } = await runningAgent('ScaleAgent');
+    const manifest = join(ws.dir, 'agents', slug, 'agent.json');
+    await writeFile(manifest, JSON.stringify({ ...JSON.parse(await readFile(manifest, 'utf8')), autoscale: { min: 1, max: 3, target_inflight_per_replica: 2, scale_out_window_s: 1, scale_in_cooldown_s: 3 } }));
+    let inflight = 6; // what the gateway would report under load
+    const events: SupervisorEvent[] = [];
+    await using s = supervise(events, { loadOf: () => ({ inflight, replicas: 1 }), routerPort: 9459 });
+    await eventually(async () => (s.rotation(slug).filter((r) => r.inRotation).length === 3 ? true : undefined), 60_000, 200);
+    expect(s.rotation(slug).map((r) => r.replica)).toEqual([0, 1, 2]);
+    expect(events.find((e) => e.type === 'scale_out')).toMatchObject({ replicas: 3, reason: expect.stringContaining('target 2 per replica') });
+    inflight = 0;
+    await eventually(async () => (s.rotation(slug).length === 1 ? true : undefined), 60_000, 200);
+    // the average over the window falls step by step: 3 -> 2 -> 1, each after the cool-down
+    const ins = events.filter((e) => e.type === 'scale_in');
+    expect(ins.at(-1)).toMatchObject({ replicas: 1, reason: expect.stringContaining('after the 3 s cool-down') });
+    expect(events.filter((e) => e.type === 'scale_out' || e.type === 'scale_in').every((e) => 'replicas' in e && e.replicas >= 1 && e.replicas <= 3)).toBe(true);
+    await s.idle(); // the last scaling's history is written when its use case returns
+    expect((await ws.deps.registry.history(slug)).filter((h) => h.event === 'scaled').length).toBe(1 + ins.length);
+  });
+
   it('the restart limit stops a crash-looping agent and reports it (event, record status failed)', async () => {
     const c = await createAgent(ws.deps, { name: 'CrashLoop', capabilities: ['data'] });
     const p = join(ws.dir, 'agents', c.agent.slug, 'src/index.ts');
