@@ -73,11 +73,11 @@ export class Recorder {
     private readonly emit: (e: SupervisorEvent) => void,
   ) {}
 
-  /** Emit `e`, and append it to the agent's history as `event` when given. */
+  /** Append `e` to the agent's history as `event` when given, then emit it (whoever sees the event finds it in the history). */
   async note(e: SupervisorEvent, event?: HistoryEvent): Promise<void> {
-    this.emit(e);
-    log.info({ agent: e.agent, type: e.type, reason: e.reason }, 'supervisor');
     if (event) await this.deps.registry.appendHistory(e.agent, { event, reason: e.reason }).catch((err) => log.warn({ agent: e.agent, err: messageOf(err) }, 'history not written'));
+    log.info({ agent: e.agent, type: e.type, reason: e.reason }, 'supervisor');
+    this.emit(e);
   }
 
   /** Patch the record (a record removed meanwhile is fine). */
@@ -96,10 +96,10 @@ export class Recorder {
     }
   }
 
-  /** Give up on an agent: event `failed`, history, status failed with the reason, listing unavailable. */
+  /** Give up on an agent: status failed with the reason, history, event `failed`, listing unavailable. */
   async fail(rec: AgentRecord | undefined, slug: string, at: number, reason: string, replica?: string): Promise<void> {
-    await this.note({ type: 'failed', agent: slug, ...(replica ? { replica } : {}), at, reason }, 'failed');
     await this.status(slug, { status: 'failed', lastError: `${SUPERVISOR_FAILED}${reason}` });
+    await this.note({ type: 'failed', agent: slug, ...(replica ? { replica } : {}), at, reason }, 'failed');
     await this.listing(rec, 'unavailable');
   }
 }

@@ -204,8 +204,8 @@ export class Supervisor implements AsyncDisposable {
       await this.rec.listing(rec, 'unavailable');
     }
     if (e.type === 'replica_in' && this.down.delete(slug)) {
-      await this.rec.note({ type: 'recovered', agent: slug, at: e.at, reason: `${e.replica} passed its health check` }, 'recovered');
       await this.rec.status(slug, { status: 'running', lastError: undefined });
+      await this.rec.note({ type: 'recovered', agent: slug, at: e.at, reason: `${e.replica} passed its health check` }, 'recovered');
       await this.rec.listing(rec, 'available');
     }
   }
