@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Make a Docker engine available on a Debian host, idempotently.
 #
-# - installs Debian's docker.io (dockerd, containerd, runc), docker-compose, nginx and
-#   docker-registry (the distribution registry) when missing
+# - installs Debian's docker.io (dockerd, containerd, runc), docker-compose, nginx,
+#   docker-registry (the distribution registry) and redis-server (the shared task store) when missing
 # - starts dockerd in the background when /var/run/docker.sock does not answer
 # - waits (up to 60 s) for the engine to answer `docker info`
 #
@@ -21,6 +21,8 @@ command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx)
 # the distribution registry, for `agent push` tests on loopback
 command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
+# the shared task store's server, started by the tests on a free loopback port (src/tasks/redis-store.ts)
+command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 # the static busybox copied into agent images for their health probe (a wget, not a second node)
 dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 
@@ -37,6 +39,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   if command -v service >/dev/null 2>&1; then
     service nginx stop >/dev/null 2>&1 || true
     service docker-registry stop >/dev/null 2>&1 || true
+    service redis-server stop >/dev/null 2>&1 || true
   fi
 fi
 

@@ -6,11 +6,13 @@ import { openFleet, type Fleet } from '../fleet/open.js';
 import { findRecord, observedRotation, SnapshotCache, type RotationSource } from '../fleet/replicas.js';
 import { agentsPlugin } from './agents.js';
 import { buildServer, type ManagerApp, type ManagerPlugin, type ServerDeps } from './app.js';
-import { EventBus } from './events.js';
+import { EventBus, fleetStreamEvent, startMetricsProducer, taskStreamEvent, type StreamEventInput } from './events-bus.js';
 import { Gateway, type GatewayAgent, type GatewayOptions } from './gateway/gateway.js';
 import { serveManager } from './serve.js';
 import { superviseManager } from './supervisor.js';
+import { streamRoutes } from './streams.js';
 import { GatewayFigures } from './gateway/figures.js';
+import { createTasks, type DispatcherOptions, type RunningTasks } from '../tasks/index.js';
 
 /**
  * What the manager's domain plugins (agents, tasks, streams, dashboard) and the supervisor share.
@@ -22,7 +24,7 @@ export interface ManagerContext {
   fleet: Fleet;
   /** The gateway (`POST /agents/{name}/execute`); its metrics are on the app's registry. */
   gateway: Gateway;
-  /** Fleet events (and later supervisor and task events), with a replay ring for streams. */
+  /** The event bus the streams read (events-bus.ts): fleet events go in here; supervisor and task events publish here too. */
   events: EventBus;
   /** Records + containers, at most `snapshotTtlMs` old; lifecycle routes invalidate it. */
   snapshot: SnapshotCache;
@@ -72,10 +74,19 @@ export interface CreateManagerOptions {
   snapshotTtlMs?: number | undefined;
   /** Longest logs?follow=true stream, seconds (default 300). */
   logsFollowMaxS?: number | undefined;
-  /** Replay ring of the event bus, events (default 1000). */
+  /** Replay buffer of the event bus, events (default 10,000; also capped at 16 MiB). */
   eventCapacity?: number | undefined;
+  /** ms between `metrics.snapshot` events on /metrics/stream (default 5000). */
+  metricsIntervalMs?: number | undefined;
+  /** ms between SSE heartbeat comments and WebSocket pings on the streams (default 15,000). */
+  streamHeartbeatMs?: number | undefined;
   /** More domain plugins, after the agents plugin: `api` inside /api/v1 (protected), `root` at the root. */
   plugins?: { api?: ManagerPluginFactory[]; root?: ManagerPluginFactory[] } | undefined;
+  /**
+   * Tasks (src/tasks/): the store is `<workspace>/.nexus/tasks.db`, or Redis when `redisUrl` (default
+   * env NEXUS_TASKS_REDIS_URL) is set; dispatcher tuning (per-agent limit, lease, backoff).
+   */
+  tasks?: { redisUrl?: string | undefined; dispatcher?: Omit<DispatcherOptions, 'store' | 'gateway' | 'resolveCapability' | 'clock'> } | undefined;
   /** The supervisor (see ManagerSupervisor); none by default. */
   supervisor?: ((ctx: ManagerContext) => ManagerSupervisor | Promise<ManagerSupervisor>) | undefined;
 }
@@ -87,14 +98,16 @@ export interface Manager {
   gateway: Gateway;
   events: EventBus;
   context: ManagerContext;
+  /** The task store, its dispatcher (started) and routes. */
+  tasks: RunningTasks;
   /** Close the app (in-flight requests finish), then the supervisor, the gateway's pools, the fleet. Idempotent. */
   close(): Promise<void>;
 }
 
 /**
  * The manager's composition root (issue 9 §1, §2, §4): opens the fleet (openFleet, its typed
- * events going to an EventBus), builds the app (buildServer) with the agents plugin and the
- * given ones, builds the gateway over the rotation (observed state cached `snapshotTtlMs`, or the
+ * events going to the EventBus of events-bus.ts), builds the app (buildServer) with the agents and
+ * stream plugins and the given ones, publishes a metrics snapshot every `metricsIntervalMs`, builds the gateway over the rotation (observed state cached `snapshotTtlMs`, or the
  * supervisor's view), and ties shutdown together: `app.close()` (or `close()`) closes the
  * supervisor, the gateway's keep-alive pools, the event bus and the fleet's registry, in that order.
  * @throws AppError CONFIG_INVALID (registry settings, short bootstrap token), MANAGER_KEY_INSECURE;
@@ -103,8 +116,16 @@ export interface Manager {
 export async function createManager(opts: CreateManagerOptions): Promise<Manager> {
   const env = opts.env ?? process.env;
   const clock = opts.clock ?? systemClock;
-  const events = new EventBus(opts.eventCapacity);
-  const fleet = await openFleet(opts.config, env, { onEvent: (ev) => events.publish(ev), clock, ...(opts.engine ? { engine: opts.engine } : {}) });
+  const events = new EventBus({ clock, ...(opts.eventCapacity !== undefined ? { replayEvents: opts.eventCapacity } : {}) });
+  const publish = (ev: StreamEventInput) => {
+    try {
+      events.publish(ev);
+    } catch {
+      // an event the bus refuses (a malformed agent name) must not stop a fleet action or a task
+    }
+  };
+  const fleet = await openFleet(opts.config, env, { onEvent: (ev) => publish(fleetStreamEvent(ev)), clock, ...(opts.engine ? { engine: opts.engine } : {}) });
+  const metricsProducer = startMetricsProducer(events, { intervalMs: opts.metricsIntervalMs ?? 5000 });
   if (opts.probe) fleet.deps.probe = opts.probe;
   const snapshot = new SnapshotCache(fleet.deps, opts.snapshotTtlMs ?? 1000);
   let gateway: Gateway | undefined;
@@ -125,13 +146,28 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
     logsFollowMaxS: opts.logsFollowMaxS ?? 300,
   };
 
+  const tasks = createTasks({
+    workspace: opts.config.workspace,
+    redisUrl: opts.tasks?.redisUrl ?? (env.NEXUS_TASKS_REDIS_URL || undefined),
+    dispatcher: {
+      ...opts.tasks?.dispatcher,
+      clock,
+      // lazy: the gateway is built after the app
+      gateway: { executeViaGateway: (agent, req, o) => ctx.gateway.executeViaGateway(agent, req, o) },
+      resolveCapability: (cap) => healthyWithCapability(ctx, cap),
+      onEvent: (ev) => publish(taskStreamEvent(ev)),
+    },
+  });
+
   let torn = false;
   const teardown = async () => {
     if (torn) return;
     torn = true;
+    await tasks.close().catch(() => undefined);
     await supervisor?.close().catch(() => undefined);
     await gateway?.close();
-    events.close();
+    metricsProducer.stop();
+    events.closeAll();
     await fleet.close();
   };
   const shutdown: ManagerPlugin = async (app) => {
@@ -147,7 +183,7 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
       limits: opts.limits,
       log: opts.log,
       plugins: {
-        api: [agentsPlugin(ctx), ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
+        api: [agentsPlugin(ctx), tasks.plugin, streamRoutes({ bus: events, ...(opts.streamHeartbeatMs ? { heartbeatMs: opts.streamHeartbeatMs } : {}) }), ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
         root: [shutdown, ...(opts.plugins?.root ?? []).map((f) => f(ctx))],
       },
     });
@@ -164,7 +200,18 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
     await app.close();
     throw err;
   }
-  return { app, fleet, gateway, events, context: ctx, close: () => app.close() };
+  tasks.dispatcher.start();
+  return { app, fleet, gateway, events, context: ctx, tasks, close: () => app.close() };
+}
+
+/** Slugs of the agents whose record lists `capability` and that have a replica in rotation now. */
+async function healthyWithCapability(ctx: ManagerContext, capability: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const rec of (await ctx.snapshot.get()).records) {
+    if (!rec.capabilities.includes(capability)) continue;
+    if ((await ctx.rotation.rotation(rec.slug)).some((v) => v.inRotation && v.url)) out.push(rec.slug);
+  }
+  return out;
 }
 
 /** The gateway's view of an agent (by name or slug): its replicas with a dialable URL, from the rotation source. */

@@ -77,7 +77,11 @@ export class Recorder {
   async note(e: SupervisorEvent, event?: HistoryEvent): Promise<void> {
     if (event) await this.deps.registry.appendHistory(e.agent, { event, reason: e.reason }).catch((err) => log.warn({ agent: e.agent, err: messageOf(err) }, 'history not written'));
     log.info({ agent: e.agent, type: e.type, reason: e.reason }, 'supervisor');
-    this.emit(e);
+    try {
+      this.emit(e);
+    } catch (err) {
+      log.warn({ agent: e.agent, type: e.type, err: messageOf(err) }, 'event sink failed'); // a sink never stops the loop
+    }
   }
 
   /** Patch the record (a record removed meanwhile is fine). */

@@ -55,9 +55,9 @@ describe('createManager with the supervisor', () => {
     expect(r.statusCode).toBe(503);
     expect(r.json()).toEqual({ error: expect.objectContaining({ code: 'AGENT_UNAVAILABLE' }) });
     // the rotation changes as the probe round ends; its events follow right after
-    const phases = () => m.events.recent().map((e) => e.event).filter((e) => e.kind === 'note' && e.agent === 'data-agent').map((e) => e.phase);
-    await eventually(async () => (phases().includes('restart_requested') ? true : undefined), 5000, 20);
-    expect(phases()).toEqual(expect.arrayContaining(['replica_in', 'replica_out', 'restart_requested']));
+    const types = () => m.events.recent().filter((e) => e.topic === 'agents' && e.agent === 'data-agent').map((e) => e.type);
+    await eventually(async () => (types().includes('supervisor.restart_requested') ? true : undefined), 5000, 20);
+    expect(types()).toEqual(expect.arrayContaining(['supervisor.replica_in', 'supervisor.replica_out', 'supervisor.restart_requested']));
   });
 
   it('restores desired state when the manager starts, and close() stops the supervisor', async () => {

@@ -1,0 +1,93 @@
+/**
+ * Where tasks live: one interface, two implementations run against one contract suite
+ * (test/helpers/task-store-contract.ts):
+ * - SqliteTaskStore (src/tasks/sqlite-store.ts): the embedded default, `<workspace>/.nexus/tasks.db`;
+ * - RedisTaskStore (src/tasks/redis-store.ts): shared by several manager instances.
+ * Times are ms since the epoch, passed in (the caller's clock), never read by the store.
+ */
+import { ZodError } from 'zod';
+import { AppError } from '../errors.js';
+import { TaskSchema, type ClaimFilter, type ListQuery, type NewTask, type Outcome, type Task, type TaskPage, type TaskStatus } from './model.js';
+
+export interface TaskStore {
+  /** `sqlite` or `redis` (logs, metrics). */
+  readonly kind: string;
+  /**
+   * Queue a validated task. With an `idempotency_key` already known, nothing is written and the
+   * existing task is returned with `created: false` (whatever its state).
+   */
+  submit(input: NewTask, now: number): Promise<{ task: Task; created: boolean }>;
+  /** The task, or undefined. @throws AppError TASK_STORE_CORRUPT when the stored record breaks TaskSchema. */
+  get(taskId: string): Promise<Task | undefined>;
+  /**
+   * Atomically take the next runnable task (status queued, `run_at <= now`), high before normal
+   * before low, oldest first within a priority, skipping tasks of `filter`'s full agents and
+   * capabilities; it becomes `running` under `owner`'s lease until `now + leaseMs`. Two claimers
+   * never get the same task. Undefined when nothing is runnable.
+   */
+  claim(owner: string, leaseMs: number, now: number, filter?: ClaimFilter): Promise<Task | undefined>;
+  /**
+   * Extend `owner`'s lease to `now + leaseMs`. `held: false` when the task is no longer running
+   * under that lease (the caller must stop and drop its answer); `cancelRequested` when a cancel
+   * was asked (possibly through another manager instance).
+   */
+  renew(taskId: string, owner: string, leaseMs: number, now: number): Promise<{ held: boolean; cancelRequested: boolean }>;
+  /** Record the end of `owner`'s attempt (transitions.ts `completed`); undefined when the lease was lost. */
+  complete(taskId: string, owner: string, outcome: Outcome, now: number): Promise<Task | undefined>;
+  /** Return every task whose lease ended before `now` to the queue (transitions.ts `expired`); how many. */
+  requeueExpired(now: number): Promise<number>;
+  /** Cancel (transitions.ts `cancelled`). @throws AppError TASK_NOT_FOUND, TASK_STATE_CONFLICT. */
+  cancel(taskId: string, now: number): Promise<Task>;
+  /** Re-drive a dead task (transitions.ts `redriven`). @throws AppError TASK_NOT_FOUND, TASK_STATE_CONFLICT. */
+  redrive(taskId: string, now: number): Promise<Task>;
+  /** Newest first, filtered, paged by an opaque cursor. */
+  list(query: ListQuery): Promise<TaskPage>;
+  /** Tasks per status now. */
+  counts(): Promise<Record<TaskStatus, number>>;
+  close(): Promise<void>;
+}
+
+/** Page size bounds of `list`. */
+export const DEFAULT_PAGE = 50;
+export const MAX_PAGE = 500;
+
+export function pageSize(limit: number | undefined): number {
+  return Math.min(MAX_PAGE, Math.max(1, Math.floor(limit ?? DEFAULT_PAGE)));
+}
+
+/** Parse a task read back from a store. @throws AppError TASK_STORE_CORRUPT naming the task and the first bad field. */
+export function parseStoredTask(raw: unknown, where: string): Task {
+  try {
+    return TaskSchema.parse(raw);
+  } catch (err) {
+    const issue = err instanceof ZodError ? err.issues[0] : undefined;
+    throw corruptTask(where, issue ? `${issue.path.join('.') || '(root)'} ${issue.message}` : 'unreadable', err);
+  }
+}
+
+/** AppError TASK_STORE_CORRUPT for the task record `where`. */
+export function corruptTask(where: string, why: string, cause?: unknown): AppError {
+  return new AppError('TASK_STORE_CORRUPT', `task record ${where} is malformed: ${why}`, {
+    hint: 'the store was written by something else or by hand; remove the record or restore the store',
+    cause,
+  });
+}
+
+export function taskNotFound(taskId: string): AppError {
+  return new AppError('TASK_NOT_FOUND', `no task '${taskId}'`, { hint: 'list tasks with GET /api/v1/tasks', details: { task_id: taskId } });
+}
+
+/** The cursor of a page: the storage sequence of its last task, opaque to clients. */
+export function encodeCursor(seq: number): string {
+  return Buffer.from(String(seq)).toString('base64url');
+}
+
+/** @throws AppError BAD_REQUEST for a cursor this API did not give. */
+export function decodeCursor(cursor: string | undefined): number | undefined {
+  if (cursor === undefined) return undefined;
+  const n = Number(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!Number.isSafeInteger(n) || n < 0) throw new AppError('BAD_REQUEST', 'cursor is not one this API gave', { hint: 'pass the next_cursor of the previous page, unchanged' });
+  return n;
+}
+
+export const emptyCounts = (): Record<TaskStatus, number> => ({ queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0, dead: 0 });

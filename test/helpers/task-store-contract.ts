@@ -1,0 +1,172 @@
+import { describe, expect, it } from 'vitest';
+import { NewTaskSchema, type NewTaskInput } from '../../src/tasks/model.js';
+import type { TaskStore } from '../../src/tasks/store.js';
+import { LEASE_EXPIRED } from '../../src/tasks/transitions.js';
+
+const T0 = Date.UTC(2030, 0, 1);
+const LEASE = 30_000;
+const task = (over: Partial<NewTaskInput> = {}) => NewTaskSchema.parse({ agent: 'alpha', tool_name: 'echo', parameters: { n: 1 }, ...over });
+
+/**
+ * The TaskStore contract, run against every implementation. `open` returns a fresh, empty store;
+ * `openAnother` a second client on the same store (another manager instance).
+ */
+export function taskStoreContract(kind: string, open: () => Promise<TaskStore>, openAnother: (first: TaskStore) => Promise<TaskStore>): void {
+  describe(`TaskStore contract: ${kind}`, () => {
+    it('submits, reads back, claims and completes a task', async () => {
+      const s = await open();
+      const { task: t, created } = await s.submit(task(), T0);
+      expect(created).toBe(true);
+      expect(t).toMatchObject({ status: 'queued', agent: 'alpha', priority: 'normal', max_attempts: 3, attempts: [], created_at: T0 });
+      expect(await s.get(t.task_id)).toEqual(t);
+      const c = await s.claim('d1', LEASE, T0 + 5);
+      expect(c).toMatchObject({ task_id: t.task_id, status: 'running', lease_owner: 'd1', lease_expires_at: T0 + 5 + LEASE, started_at: T0 + 5 });
+      expect(await s.get(t.task_id)).toEqual(c);
+      const done = await s.complete(t.task_id, 'd1', { status: 'succeeded', result: { out: [] }, agent: 'alpha', replica: 'r1', http_status: 200 }, T0 + 9);
+      expect(done).toMatchObject({ status: 'succeeded', result: { out: [] }, ran_on_agent: 'alpha', ran_on_replica: 'r1', finished_at: T0 + 9 });
+      expect(done!.attempts).toEqual([{ run: 0, started_at: T0 + 5, finished_at: T0 + 9, owner: 'd1', agent: 'alpha', replica: 'r1', http_status: 200 }]);
+      expect(done).not.toHaveProperty('lease_owner');
+      expect(await s.get(t.task_id)).toEqual(done);
+      expect(await s.claim('d1', LEASE, T0 + 10)).toBeUndefined();
+      expect(await s.get('no-such-task')).toBeUndefined();
+      await s.close();
+    });
+
+    it('claims high before normal before low, oldest first within a priority', async () => {
+      const s = await open();
+      const ids: Record<string, string> = {};
+      for (const [name, priority] of [['l1', 'low'], ['n1', 'normal'], ['h1', 'high'], ['n2', 'normal'], ['h2', 'high'], ['l2', 'low']] as const) {
+        ids[(await s.submit(task({ priority, parameters: { name } }), T0)).task.task_id] = name;
+      }
+      const order: string[] = [];
+      for (let c = await s.claim('d', LEASE, T0); c; c = await s.claim('d', LEASE, T0)) order.push(ids[c.task_id]!);
+      expect(order).toEqual(['h1', 'h2', 'n1', 'n2', 'l1', 'l2']);
+      await s.close();
+    });
+
+    it('skips tasks of full agents and capabilities, and tasks not yet due', async () => {
+      const s = await open();
+      const a = (await s.submit(task({ agent: 'alpha', priority: 'high' }), T0)).task;
+      const c = (await s.submit(task({ agent: undefined, capability: 'search', priority: 'high' }), T0)).task;
+      const b = (await s.submit(task({ agent: 'beta', priority: 'low' }), T0)).task;
+      expect((await s.claim('d', LEASE, T0, { fullAgents: ['alpha'], fullCapabilities: ['search'] }))?.task_id).toBe(b.task_id);
+      expect(await s.claim('d', LEASE, T0, { fullAgents: ['alpha'], fullCapabilities: ['search'] })).toBeUndefined();
+      // a retry due later is not claimed before its run_at
+      const ca = await s.claim('d', LEASE, T0, { fullCapabilities: ['search'] });
+      expect(ca?.task_id).toBe(a.task_id);
+      await s.complete(a.task_id, 'd', { status: 'queued', error: 'HTTP 503', run_at: T0 + 1000 }, T0 + 1);
+      expect((await s.claim('d', LEASE, T0 + 2))?.task_id).toBe(c.task_id);
+      expect(await s.claim('d', LEASE, T0 + 999)).toBeUndefined();
+      const again = await s.claim('d', LEASE, T0 + 1000);
+      expect(again).toMatchObject({ task_id: a.task_id, error: 'HTTP 503' });
+      expect(again!.attempts).toHaveLength(1);
+      await s.close();
+    });
+
+    it('gives each task to exactly one of many concurrent claimers on two clients', async () => {
+      const s1 = await open();
+      const s2 = await openAnother(s1);
+      const submitted = new Set<string>();
+      for (let i = 0; i < 40; i++) submitted.add((await s1.submit(task({ parameters: { i } }), T0)).task.task_id);
+      const claimers = Array.from({ length: 8 }, (_, i) => (async () => {
+        const got: string[] = [];
+        const s = i % 2 ? s2 : s1;
+        for (let c = await s.claim(`d${i}`, LEASE, T0); c; c = await s.claim(`d${i}`, LEASE, T0)) got.push(c.task_id);
+        return got;
+      })());
+      const all = (await Promise.all(claimers)).flat();
+      expect(all).toHaveLength(40);
+      expect(new Set(all)).toEqual(submitted);
+      expect((await s2.counts()).running).toBe(40);
+      await s1.close();
+      await s2.close();
+    });
+
+    it('returns expired leases to the queue and fences the late owner', async () => {
+      const s = await open();
+      const t = (await s.submit(task({ max_attempts: 2 }), T0)).task;
+      await s.claim('dead-dispatcher', LEASE, T0);
+      expect(await s.requeueExpired(T0 + LEASE - 1)).toBe(0);
+      // renewing pushes the expiry
+      expect(await s.renew(t.task_id, 'dead-dispatcher', LEASE, T0 + 1000)).toEqual({ held: true, cancelRequested: false });
+      expect(await s.requeueExpired(T0 + LEASE + 500)).toBe(0);
+      expect(await s.requeueExpired(T0 + LEASE + 1000)).toBe(1);
+      const q = await s.get(t.task_id);
+      expect(q).toMatchObject({ status: 'queued', error: LEASE_EXPIRED });
+      expect(q!.attempts).toEqual([expect.objectContaining({ owner: 'dead-dispatcher', error: LEASE_EXPIRED, started_at: T0 })]);
+      // the old owner's lease is gone: no renew, no completion
+      expect((await s.renew(t.task_id, 'dead-dispatcher', LEASE, T0 + LEASE + 2000)).held).toBe(false);
+      expect(await s.complete(t.task_id, 'dead-dispatcher', { status: 'succeeded', result: 1, agent: 'alpha', replica: 'r', http_status: 200 }, T0 + LEASE + 2000)).toBeUndefined();
+      // a second expiry spends the budget of 2: dead
+      await s.claim('d2', LEASE, T0 + 40_000);
+      expect(await s.requeueExpired(T0 + 40_000 + LEASE)).toBe(1);
+      expect(await s.get(t.task_id)).toMatchObject({ status: 'dead', error: LEASE_EXPIRED });
+      await s.close();
+    });
+
+    it('returns the existing task for a known idempotency key, also from another client', async () => {
+      const s1 = await open();
+      const s2 = await openAnother(s1);
+      const first = await s1.submit(task({ idempotency_key: 'order-42' }), T0);
+      const again = await s2.submit(task({ idempotency_key: 'order-42', parameters: { other: true } }), T0 + 5);
+      expect(again).toEqual({ task: first.task, created: false });
+      const racing = await Promise.all([s1.submit(task({ idempotency_key: 'k2' }), T0), s2.submit(task({ idempotency_key: 'k2' }), T0)]);
+      expect(racing.filter((r) => r.created)).toHaveLength(1);
+      expect(racing[0].task.task_id).toBe(racing[1].task.task_id);
+      expect((await s1.counts()).queued).toBe(2);
+      await s1.close();
+      await s2.close();
+    });
+
+    it('cancels a queued task (never claimed) and flags a running one', async () => {
+      const s = await open();
+      const q = (await s.submit(task(), T0)).task;
+      const r = (await s.submit(task({ priority: 'high' }), T0)).task;
+      await s.claim('d', LEASE, T0);
+      expect(await s.cancel(q.task_id, T0 + 1)).toMatchObject({ status: 'cancelled', finished_at: T0 + 1 });
+      expect(await s.claim('d', LEASE, T0 + 2)).toBeUndefined();
+      expect(await s.cancel(r.task_id, T0 + 3)).toMatchObject({ status: 'running', cancel_requested: true });
+      expect(await s.renew(r.task_id, 'd', LEASE, T0 + 4)).toEqual({ held: true, cancelRequested: true });
+      expect(await s.complete(r.task_id, 'd', { status: 'cancelled', error: 'cancelled while running' }, T0 + 5)).toMatchObject({ status: 'cancelled' });
+      await expect(s.cancel(r.task_id, T0 + 6)).rejects.toMatchObject({ code: 'TASK_STATE_CONFLICT' });
+      await expect(s.cancel('ghost', T0)).rejects.toMatchObject({ code: 'TASK_NOT_FOUND' });
+      await s.close();
+    });
+
+    it('re-drives a dead task with a fresh budget, keeping its history', async () => {
+      const s = await open();
+      const t = (await s.submit(task({ max_attempts: 1 }), T0)).task;
+      await expect(s.redrive(t.task_id, T0)).rejects.toMatchObject({ code: 'TASK_STATE_CONFLICT' });
+      await s.claim('d', LEASE, T0);
+      await s.complete(t.task_id, 'd', { status: 'dead', error: 'HTTP 503', agent: 'alpha', replica: 'r1', http_status: 503 }, T0 + 1);
+      expect((await s.list({ status: 'dead' })).tasks.map((x) => x.task_id)).toEqual([t.task_id]);
+      const again = await s.redrive(t.task_id, T0 + 2);
+      expect(again).toMatchObject({ status: 'queued', run: 1 });
+      expect(again).not.toHaveProperty('finished_at');
+      const c = await s.claim('d', LEASE, T0 + 3);
+      expect(c).toMatchObject({ task_id: t.task_id, started_at: T0 + 3 });
+      const done = await s.complete(t.task_id, 'd', { status: 'succeeded', result: 'ok', agent: 'alpha', replica: 'r2', http_status: 200 }, T0 + 4);
+      expect(done!.attempts.map((a) => [a.run, a.error ?? 'ok'])).toEqual([[0, 'HTTP 503'], [1, 'ok']]);
+      await s.close();
+    });
+
+    it('lists newest first, filtered by status and agent, in pages by cursor', async () => {
+      const s = await open();
+      const ids: string[] = [];
+      for (let i = 0; i < 7; i++) ids.push((await s.submit(task({ agent: i % 2 ? 'beta' : 'alpha' }), T0 + i)).task.task_id);
+      const p1 = await s.list({ limit: 3 });
+      expect(p1.tasks.map((t) => t.task_id)).toEqual([ids[6], ids[5], ids[4]]);
+      const p2 = await s.list({ limit: 3, cursor: p1.next_cursor });
+      const p3 = await s.list({ limit: 3, cursor: p2.next_cursor });
+      expect([...p2.tasks, ...p3.tasks].map((t) => t.task_id)).toEqual([ids[3], ids[2], ids[1], ids[0]]);
+      expect(p3.next_cursor).toBeUndefined();
+      expect((await s.list({ agent: 'beta' })).tasks.map((t) => t.task_id)).toEqual([ids[5], ids[3], ids[1]]);
+      const c = await s.claim('d', LEASE, T0 + 10);
+      expect((await s.list({ status: 'running' })).tasks.map((t) => t.task_id)).toEqual([c!.task_id]);
+      expect((await s.list({ status: 'queued', agent: 'alpha', limit: 2 })).tasks).toHaveLength(2);
+      expect(await s.counts()).toEqual({ queued: 6, running: 1, succeeded: 0, failed: 0, cancelled: 0, dead: 0 });
+      await expect(s.list({ cursor: '!!not-ours' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+      await s.close();
+    });
+  });
+}
