@@ -5,6 +5,8 @@ import type { AgentProbe } from '../fleet/context.js';
 import { openFleet, type Fleet } from '../fleet/open.js';
 import { findRecord, observedRotation, SnapshotCache, type RotationSource } from '../fleet/replicas.js';
 import { agentsPlugin } from './agents.js';
+import { agentsDirectoryPlugin } from './agents-directory.js';
+import { McpDoor, mcpDoorPlugin, type McpDoorOptions } from './mcp-door.js';
 import { buildServer, type ManagerApp, type ManagerPlugin, type ServerDeps } from './app.js';
 import { EventBus, fleetStreamEvent, startMetricsProducer, taskStreamEvent, type StreamEventInput } from './events-bus.js';
 import { Gateway, type GatewayAgent, type GatewayOptions } from './gateway/gateway.js';
@@ -87,6 +89,8 @@ export interface CreateManagerOptions {
    * env NEXUS_TASKS_REDIS_URL) is set; dispatcher tuning (per-agent limit, lease, backoff).
    */
   tasks?: { redisUrl?: string | undefined; dispatcher?: Omit<DispatcherOptions, 'store' | 'gateway' | 'resolveCapability' | 'clock'> } | undefined;
+  /** The MCP door at /mcp (sessions bounded and expiring, tool-list polling); src/server/mcp-door.ts. */
+  mcp?: McpDoorOptions | undefined;
   /** The supervisor (see ManagerSupervisor); none by default. */
   supervisor?: ((ctx: ManagerContext) => ManagerSupervisor | Promise<ManagerSupervisor>) | undefined;
 }
@@ -100,6 +104,8 @@ export interface Manager {
   context: ManagerContext;
   /** The task store, its dispatcher (started) and routes. */
   tasks: RunningTasks;
+  /** The MCP door (`/mcp`): its sessions and tool list. */
+  door: McpDoor;
   /** Close the app (in-flight requests finish), then the supervisor, the gateway's pools, the fleet. Idempotent. */
   close(): Promise<void>;
 }
@@ -159,10 +165,12 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
     },
   });
 
+  const door = new McpDoor(ctx, opts.mcp);
   let torn = false;
   const teardown = async () => {
     if (torn) return;
     torn = true;
+    await door.close();
     await tasks.close().catch(() => undefined);
     await supervisor?.close().catch(() => undefined);
     await gateway?.close();
@@ -185,6 +193,7 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
       plugins: {
         api: [agentsPlugin(ctx), tasks.plugin, streamRoutes({ bus: events, ...(opts.streamHeartbeatMs ? { heartbeatMs: opts.streamHeartbeatMs } : {}) }), ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
         root: [shutdown, ...(opts.plugins?.root ?? []).map((f) => f(ctx))],
+        protectedRoot: [mcpDoorPlugin(door), agentsDirectoryPlugin(ctx)],
       },
     });
   } catch (err) {
@@ -201,7 +210,7 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
     throw err;
   }
   tasks.dispatcher.start();
-  return { app, fleet, gateway, events, context: ctx, tasks, close: () => app.close() };
+  return { app, fleet, gateway, events, context: ctx, tasks, door, close: () => app.close() };
 }
 
 /** Slugs of the agents whose record lists `capability` and that have a replica in rotation now. */
