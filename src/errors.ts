@@ -73,6 +73,8 @@ export const ErrorCodes = {
   TASK_STATE_CONFLICT: { exitCode: ExitCode.CONFLICT, httpStatus: 409 },
   TASK_STORE_CORRUPT: { exitCode: ExitCode.REGISTRY, httpStatus: 500 },
   TASK_STORE_UNREACHABLE: { exitCode: ExitCode.REGISTRY, httpStatus: 503 },
+  // the dashboard (src/server/dashboard.ts)
+  DASHBOARD_NOT_BUILT: { exitCode: ExitCode.INTERNAL, httpStatus: 503 },
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
 

@@ -5,6 +5,7 @@ import type { AgentProbe } from '../fleet/context.js';
 import { openFleet, type Fleet } from '../fleet/open.js';
 import { findRecord, observedRotation, SnapshotCache, type RotationSource } from '../fleet/replicas.js';
 import { agentsPlugin } from './agents.js';
+import { dashboardApi, dashboardAssets } from './dashboard.js';
 import { buildServer, type ManagerApp, type ManagerPlugin, type ServerDeps } from './app.js';
 import { EventBus } from './events.js';
 import { Gateway, type GatewayAgent, type GatewayOptions } from './gateway/gateway.js';
@@ -81,6 +82,8 @@ export interface CreateManagerOptions {
    * env NEXUS_TASKS_REDIS_URL) is set; dispatcher tuning (per-agent limit, lease, backoff).
    */
   tasks?: { redisUrl?: string | undefined; dispatcher?: Omit<DispatcherOptions, 'store' | 'gateway' | 'resolveCapability' | 'clock'> } | undefined;
+  /** Where the dashboard's built assets are (default dist/dashboard, see src/server/dashboard.ts). */
+  dashboardDir?: string | undefined;
   /** The supervisor (see ManagerSupervisor); none by default. */
   supervisor?: ((ctx: ManagerContext) => ManagerSupervisor | Promise<ManagerSupervisor>) | undefined;
 }
@@ -167,8 +170,8 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
       limits: opts.limits,
       log: opts.log,
       plugins: {
-        api: [agentsPlugin(ctx), tasks.plugin, ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
-        root: [shutdown, ...(opts.plugins?.root ?? []).map((f) => f(ctx))],
+        api: [agentsPlugin(ctx), tasks.plugin, dashboardApi(ctx), ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
+        root: [shutdown, dashboardAssets(opts.dashboardDir), ...(opts.plugins?.root ?? []).map((f) => f(ctx))],
       },
     });
   } catch (err) {
