@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only | --router-only | --protocols-only | --gateway-only | --cli-only | --idle-only | --tasks-only (print, no file)]
+ * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only | --router-only | --protocols-only | --gateway-only | --cli-only | --idle-only | --tasks-only | --streams-only (print, no file)]
  *
  * Measures, in one run on this machine, for N agents on the same (already built) images:
  *  1. `agent start-all` from no containers to all healthy (the real CLI, as a user runs it);
@@ -19,6 +19,8 @@
  * 12. idle CPU (the container cgroup's CPU accounting, v2 cpu.stat usage_usec or v1
  *     cpuacct.usage, read on the host, health check running), idle memory of one agent and its
  *     peak memory under the issue 14 §3 attack (`--idle-only` runs just this one).
+ * 13. (--streams-only) live streams: delivery latency p50/p99 of 5,000 events (50 agents x 100)
+ *     to 20 subscribers (10 SSE, 10 WebSocket), the manager in a child process (`--role streams`).
  * Rounds are interleaved and the median is reported. Results go to BENCHMARKS.md.
  * Only loopback traffic; every container, image and file it makes is removed at the end.
  */
@@ -51,6 +53,11 @@ import { defineAgent } from '../src/runtime/define.js';
 import { Gateway, type ExecuteRequest } from '../src/server/gateway/gateway.js';
 import { processData } from '../agent-template/tools/process_data.js';
 import { Pool } from 'undici';
+import { randomBytes } from 'node:crypto';
+import { buildServer as buildManager } from '../src/server/app.js';
+import { EventBus } from '../src/server/events-bus.js';
+import { streamRoutes } from '../src/server/streams.js';
+import { sseClient, wsClient, type StreamClient } from '../test/helpers/streams.js';
 
 const run = promisify(execFile);
 const args = process.argv.slice(2);
@@ -743,8 +750,10 @@ Target: under 2 MB added: ${verdict(addedBytes < 2e6)}.
     const depsMd = await dependencyBench();
     console.error('bench: idle agent');
     const idleMd = await idleBench(opt('idle-seconds', 90));
-    await writeFile(join(PACKAGE_ROOT, 'BENCHMARKS.md'), `${md}\n${regMd}\n${routerMd}\n${protoMd}\n${gwMd}\n${depsMd}\n${idleMd}`);
-    console.log(md + '\n' + regMd + '\n' + routerMd + '\n' + protoMd + '\n' + gwMd + '\n' + depsMd + '\n' + idleMd);
+    console.error('bench: streams');
+    const streamsMd = await streamsBench(ROUNDS);
+    await writeFile(join(PACKAGE_ROOT, 'BENCHMARKS.md'), `${md}\n${regMd}\n${routerMd}\n${protoMd}\n${gwMd}\n${depsMd}\n${idleMd}\n${streamsMd}`);
+    console.log(md + '\n' + regMd + '\n' + routerMd + '\n' + protoMd + '\n' + gwMd + '\n' + depsMd + '\n' + idleMd + '\n' + streamsMd);
   } finally {
     await removeContainers([wsLabel]).catch(() => undefined);
     await removeContainers(['dev.nexus-delta.bench=true']).catch(() => undefined);
@@ -752,6 +761,107 @@ Target: under 2 MB added: ${verdict(addedBytes < 2e6)}.
     const imgs = await docker.listImages({ filters: { label: [wsLabel] } });
     for (const i of imgs) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
     await rm(ws, { recursive: true, force: true });
+  }
+}
+
+/** Wall-clock ms with sub-ms precision, comparable between processes on one machine. */
+const wallMs = () => performance.timeOrigin + performance.now();
+
+/**
+ * The manager side of the streams bench: buildServer with the stream routes only, listening on
+ * loopback; prints {"port"} and then, for each stdin line `burst` or `paced`, publishes 50 agents x
+ * 100 events (`data.sent` = wallMs()): burst in batches of 100 per macrotask, paced 25 every 10 ms
+ * (2,500 events/s).
+ */
+async function streamsBenchChild(): Promise<void> {
+  const bus = new EventBus();
+  const app = await buildManager({
+    workspace: await mkdtemp(join(tmpdir(), 'nexus-bench-streams-')),
+    bootstrapToken: process.env.NEXUS_MANAGER_TOKEN,
+    limits: { api: { perMinute: 100_000 } },
+    plugins: { api: [streamRoutes({ bus })] },
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  console.log(JSON.stringify({ port: (app.server.address() as AddressInfo).port }));
+  for await (const line of createInterface({ input: process.stdin })) {
+    const [batch, pauseMs] = line === 'paced' ? [25, 10] : [100, 0];
+    let k = 0;
+    for (let n = 0; n < 100; n++) {
+      for (let a = 0; a < 50; a++) {
+        bus.publish({ type: 'fleet.note', topic: 'agents', agent: `agent-${a}`, data: { n, sent: wallMs() } });
+        if (++k % batch === 0) await new Promise((r) => (pauseMs ? setTimeout(r, pauseMs) : setImmediate(r)));
+      }
+    }
+  }
+}
+
+/**
+ * Stream delivery latency (issue 10): 5,000 events to 20 subscribers (10 SSE, 10 WebSocket, all
+ * of /events) over loopback, the manager in its own process, the clients in this one; latency =
+ * arrival time minus the publish time stamped in the event (one machine, one clock). Per round a
+ * burst and a paced run; percentiles over all deliveries of all rounds. Lost = expected minus received.
+ */
+async function streamsBench(rounds: number): Promise<string> {
+  const token = randomBytes(24).toString('hex');
+  const child = spawn(process.execPath, ['--import', 'tsx', join(PACKAGE_ROOT, 'scripts/bench.ts'), '--role', 'streams'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, NEXUS_MANAGER_TOKEN: token },
+  });
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout! }).once('line', resolve);
+      child.once('exit', (code) => reject(new Error(`streams bench child exited with ${code}`)));
+    });
+    const base = `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}/api/v1/events`;
+    let sink: { sse: number[]; ws: number[] } = { sse: [], ws: [] };
+    const clients: StreamClient[] = [];
+    for (let i = 0; i < 20; i++) {
+      const kind = i % 2 ? 'ws' : 'sse';
+      const record = (e: { data: unknown }) => void sink[kind].push(wallMs() - (e.data as { sent: number }).sent);
+      clients.push((kind === 'ws' ? wsClient : sseClient)(base, { authorization: `Bearer ${token}` }, record));
+    }
+    await Promise.all(clients.map((c) => c.status));
+    const results: Record<'burst' | 'paced', { sse: number[]; ws: number[]; lost: number; p99s: number[] }> = {
+      burst: { sse: [], ws: [], lost: 0, p99s: [] },
+      paced: { sse: [], ws: [], lost: 0, p99s: [] },
+    };
+    const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))] ?? NaN;
+    for (let r = 0; r < rounds; r++) {
+      for (const mode of ['burst', 'paced'] as const) {
+        sink = { sse: [], ws: [] };
+        for (const c of clients) c.events.length = 0;
+        child.stdin!.write(`${mode}
+`);
+        const until = Date.now() + 60_000;
+        while (clients.some((c) => c.events.length < 5000) && Date.now() < until) await new Promise((res) => setTimeout(res, 20));
+        results[mode].lost += clients.reduce((n, c) => n + 5000 - c.events.length, 0);
+        results[mode].sse.push(...sink.sse);
+        results[mode].ws.push(...sink.ws);
+        results[mode].p99s.push(pct([...sink.sse, ...sink.ws], 99));
+      }
+    }
+    for (const c of clients) c.close();
+    const row = (mode: 'burst' | 'paced', what: string) => {
+      const x = results[mode];
+      const all = [...x.sse, ...x.ws];
+      const f = (xs: number[]) => `${pct(xs, 50).toFixed(1)} / ${pct(xs, 99).toFixed(1)} ms`;
+      return `| ${what} | ${f(all)} | ${f(x.sse)} | ${f(x.ws)} | ${pct(all, 100).toFixed(1)} ms | ${x.p99s.map((p) => p.toFixed(1)).join(', ')} | ${x.lost} |`;
+    };
+    return `## Live streams: delivery latency
+
+5,000 events (50 agents x 100) to 20 subscribers of \`/api/v1/events\` (10 SSE, 10 WebSocket) over loopback:
+the manager (buildServer + stream routes) in its own process, the 20 clients in the bench process, ${rounds}
+round(s) of each mode; latency = arrival minus the publish time stamped in the event; percentiles over
+all ${(rounds * 100_000).toLocaleString('en')} deliveries of a mode. The clients share one event loop (parsing 100,000 envelopes
+per run), so the figures include client-side queueing; on this 2-core machine other work competes too.
+
+| mode | all p50 / p99 | SSE p50 / p99 | WebSocket p50 / p99 | max | p99 per round | lost |
+| --- | --- | --- | --- | --- | --- | --- |
+${row('burst', 'burst: 5,000 events as fast as possible (100 per macrotask)')}
+${row('paced', 'paced: 2,500 events/s (25 every 10 ms)')}
+`;
+  } finally {
+    child.kill();
   }
 }
 
@@ -864,8 +974,9 @@ async function tasksBench(n: number, concurrency: number, rounds: number): Promi
 }
 
 if (args.includes('--role')) {
-  // a gateway-bench child: serves until the parent kills it
-  await gatewayBenchChild(args[args.indexOf('--role') + 1]!);
+  // a bench child (gateway roles, streams): serves until the parent kills it
+  const role = args[args.indexOf('--role') + 1]!;
+  await (role === 'streams' ? streamsBenchChild() : gatewayBenchChild(role));
 } else {
   if (args.includes('--cli-only')) console.log(await cliBench(opt('rounds', 5)));
   else if (args.includes('--registry-only')) console.log(await registryBench(opt('records', 100)));
@@ -875,6 +986,7 @@ if (args.includes('--role')) {
   else if (args.includes('--gateway-only')) console.log(await gatewayBench(opt('seconds', 3), ROUNDS));
   else if (args.includes('--deps-only')) console.log(await dependencyBench());
   else if (args.includes('--tasks-only')) console.log(await tasksBench(opt('calls', 2000), opt('concurrency', 32), ROUNDS));
+  else if (args.includes('--streams-only')) console.log(await streamsBench(ROUNDS));
   else await main();
   // nothing else to wait for (gRPC channels can linger after their apps are deleted)
   process.exit(0);

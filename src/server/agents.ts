@@ -378,7 +378,7 @@ export function agentsPlugin(ctx: ManagerContext) {
           },
           replicas: { total: all.length, running: all.filter((r) => r.state === 'running').length, inRotation: all.filter((r) => r.inRotation).length },
           gateway: { calls: figures.reduce((n, f) => n + f.calls, 0), errors: figures.reduce((n, f) => n + f.errors, 0), inflight: snap.records.reduce((n, r) => n + ctx.gateway.inflight(r.slug), 0) },
-          events: ctx.events.lastId,
+          events: ctx.events.lastSeq,
           uptimeS: Math.floor(process.uptime()),
         };
       },

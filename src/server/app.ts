@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
+import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { DestinationStream } from 'pino';
 import type { Clock } from '../clock.js';
@@ -66,7 +67,8 @@ function loggerOptions(log: ServerDeps['log']): FastifyServerOptions['logger'] {
  *    a route without `schema.response` is refused at registration;
  * 2. @fastify/rate-limit (no global limit: the protected scopes spend budgets explicitly);
  * 3. @fastify/swagger (OpenAPI 3.1.0, bearer security);
- * 4. request metrics on every route (`app.metrics`, a prom-client Registry);
+ * 4. request metrics on every route (`app.metrics`, a prom-client Registry); @fastify/websocket
+ *    (a GET route with `wsHandler` also answers WebSocket upgrades, after the same hooks);
  * 5. `GET /health` (public);
  * 6. `/api/v1` (protected, see auth.ts `protect`): `GET /openapi.json`, the token routes, then
  *    `deps.plugins.api` in order (agents, gateway, tasks, streams, ...);
@@ -107,6 +109,17 @@ export async function buildServer(deps: ServerDeps): Promise<ManagerApp> {
     },
   });
   instrument(app);
+  // once, at the root, for every plugin (streams, /ws/agent): a second registration would add a
+  // second `upgrade` listener and route each upgrade twice. On close, open sockets hear 1001
+  // "going away" (RFC 6455 §7.4.1), not the plugin's code-less close.
+  await app.register(websocket, {
+    options: { maxPayload: deps.bodyLimit ?? 1024 * 1024 },
+    preClose(done) {
+      for (const client of this.websocketServer.clients) client.close(1001, 'manager shutting down');
+      this.websocketServer.close();
+      done();
+    },
+  });
 
   const verifier = new TokenVerifier(deps.workspace, { bootstrapToken: deps.bootstrapToken, clock: deps.clock });
   await verifier.init();

@@ -11,6 +11,12 @@ declare module 'fastify' {
     scope?: Scope;
     /** Which rate-limit budget the route spends (default `api`; the gateway's execute route uses `gateway`). */
     limit?: LimitClass;
+    /**
+     * Also accept the token as `?token=` when no Authorization header is sent (the stream routes:
+     * browsers cannot set headers on EventSource or WebSocket). Off by default: a URL may end up
+     * in proxy logs (the manager's own log lines redact it, app.ts).
+     */
+    queryToken?: boolean;
   }
   interface FastifyRequest {
     /** Who sent the request, set by the auth hook on protected routes. */
@@ -73,11 +79,19 @@ export function bearerToken(header: string | undefined): string {
   return m ? m[1]! : '';
 }
 
+/** The request's token: the bearer header, else `?token=` on routes with `config.queryToken`, else ''. */
+function requestToken(req: FastifyRequest): string {
+  const header = bearerToken(req.headers.authorization);
+  if (header || !req.routeOptions.config.queryToken) return header;
+  const q = (req.query as Record<string, unknown> | undefined)?.token;
+  return typeof q === 'string' ? bearerToken(`Bearer ${q}`) : '';
+}
+
 /**
  * Protect every route of an encapsulated plugin instance (never by URL: the hooks run for
  * whatever path spelling the router matched to these routes). In order, as onRequest hooks:
  * 1. the per-IP limit (before the token check, so guessing tokens is limited too);
- * 2. the token: 401 UNAUTHORIZED with `WWW-Authenticate: Bearer` when missing, bad, expired or revoked;
+ * 2. the token (header, or `?token=` where the route allows it): 401 UNAUTHORIZED with `WWW-Authenticate: Bearer` when missing, bad, expired or revoked;
  * 3. the per-token limit (429 RATE_LIMITED with Retry-After);
  * 4. the scope: 403 FORBIDDEN when the token's scope is weaker than the route's `config.scope`,
  *    or when the route declares no scope at all (default deny).
@@ -86,7 +100,7 @@ export function protect(scope: FastifyInstance, ctx: AuthContext): void {
   const budget = (req: FastifyRequest) => ctx.limiters[req.routeOptions.config.limit ?? 'api'];
   scope.addHook('onRequest', async (req, reply) => spend(budget(req).ip, req, reply, 'client address'));
   scope.addHook('onRequest', async (req) => {
-    req.principal = await ctx.verifier.verify(bearerToken(req.headers.authorization));
+    req.principal = await ctx.verifier.verify(requestToken(req));
   });
   scope.addHook('onRequest', async (req, reply) => spend(budget(req).token, req, reply, 'token'));
   scope.addHook('onRequest', async (req) => {

@@ -7,9 +7,10 @@ import { findRecord, observedRotation, SnapshotCache, type RotationSource } from
 import { agentsPlugin } from './agents.js';
 import { dashboardApi, dashboardAssets } from './dashboard.js';
 import { buildServer, type ManagerApp, type ManagerPlugin, type ServerDeps } from './app.js';
-import { EventBus } from './events.js';
+import { EventBus, fleetStreamEvent, startMetricsProducer, taskStreamEvent, type StreamEventInput } from './events-bus.js';
 import { Gateway, type GatewayAgent, type GatewayOptions } from './gateway/gateway.js';
 import { serveManager } from './serve.js';
+import { streamRoutes } from './streams.js';
 import { GatewayFigures } from './gateway/figures.js';
 import { createTasks, type DispatcherOptions, type RunningTasks } from '../tasks/index.js';
 
@@ -23,7 +24,7 @@ export interface ManagerContext {
   fleet: Fleet;
   /** The gateway (`POST /agents/{name}/execute`); its metrics are on the app's registry. */
   gateway: Gateway;
-  /** Fleet events (and later supervisor and task events), with a replay ring for streams. */
+  /** The event bus the streams read (events-bus.ts): fleet events go in here; supervisor and task events publish here too. */
   events: EventBus;
   /** Records + containers, at most `snapshotTtlMs` old; lifecycle routes invalidate it. */
   snapshot: SnapshotCache;
@@ -73,8 +74,12 @@ export interface CreateManagerOptions {
   snapshotTtlMs?: number | undefined;
   /** Longest logs?follow=true stream, seconds (default 300). */
   logsFollowMaxS?: number | undefined;
-  /** Replay ring of the event bus, events (default 1000). */
+  /** Replay buffer of the event bus, events (default 10,000; also capped at 16 MiB). */
   eventCapacity?: number | undefined;
+  /** ms between `metrics.snapshot` events on /metrics/stream (default 5000). */
+  metricsIntervalMs?: number | undefined;
+  /** ms between SSE heartbeat comments and WebSocket pings on the streams (default 15,000). */
+  streamHeartbeatMs?: number | undefined;
   /** More domain plugins, after the agents plugin: `api` inside /api/v1 (protected), `root` at the root. */
   plugins?: { api?: ManagerPluginFactory[]; root?: ManagerPluginFactory[] } | undefined;
   /**
@@ -103,8 +108,8 @@ export interface Manager {
 
 /**
  * The manager's composition root (issue 9 §1, §2, §4): opens the fleet (openFleet, its typed
- * events going to an EventBus), builds the app (buildServer) with the agents plugin and the
- * given ones, builds the gateway over the rotation (observed state cached `snapshotTtlMs`, or the
+ * events going to the EventBus of events-bus.ts), builds the app (buildServer) with the agents and
+ * stream plugins and the given ones, publishes a metrics snapshot every `metricsIntervalMs`, builds the gateway over the rotation (observed state cached `snapshotTtlMs`, or the
  * supervisor's view), and ties shutdown together: `app.close()` (or `close()`) closes the
  * supervisor, the gateway's keep-alive pools, the event bus and the fleet's registry, in that order.
  * @throws AppError CONFIG_INVALID (registry settings, short bootstrap token), MANAGER_KEY_INSECURE;
@@ -113,8 +118,16 @@ export interface Manager {
 export async function createManager(opts: CreateManagerOptions): Promise<Manager> {
   const env = opts.env ?? process.env;
   const clock = opts.clock ?? systemClock;
-  const events = new EventBus(opts.eventCapacity);
-  const fleet = await openFleet(opts.config, env, { onEvent: (ev) => events.publish(ev), clock, ...(opts.engine ? { engine: opts.engine } : {}) });
+  const events = new EventBus({ clock, ...(opts.eventCapacity !== undefined ? { replayEvents: opts.eventCapacity } : {}) });
+  const publish = (ev: StreamEventInput) => {
+    try {
+      events.publish(ev);
+    } catch {
+      // an event the bus refuses (a malformed agent name) must not stop a fleet action or a task
+    }
+  };
+  const fleet = await openFleet(opts.config, env, { onEvent: (ev) => publish(fleetStreamEvent(ev)), clock, ...(opts.engine ? { engine: opts.engine } : {}) });
+  const metricsProducer = startMetricsProducer(events, { intervalMs: opts.metricsIntervalMs ?? 5000 });
   if (opts.probe) fleet.deps.probe = opts.probe;
   const snapshot = new SnapshotCache(fleet.deps, opts.snapshotTtlMs ?? 1000);
   let gateway: Gateway | undefined;
@@ -144,6 +157,7 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
       // lazy: the gateway is built after the app
       gateway: { executeViaGateway: (agent, req, o) => ctx.gateway.executeViaGateway(agent, req, o) },
       resolveCapability: (cap) => healthyWithCapability(ctx, cap),
+      onEvent: (ev) => publish(taskStreamEvent(ev)),
     },
   });
 
@@ -154,7 +168,8 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
     await tasks.close().catch(() => undefined);
     await supervisor?.close().catch(() => undefined);
     await gateway?.close();
-    events.close();
+    metricsProducer.stop();
+    events.closeAll();
     await fleet.close();
   };
   const shutdown: ManagerPlugin = async (app) => {
@@ -170,7 +185,7 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
       limits: opts.limits,
       log: opts.log,
       plugins: {
-        api: [agentsPlugin(ctx), tasks.plugin, dashboardApi(ctx), ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
+        api: [agentsPlugin(ctx), tasks.plugin, streamRoutes({ bus: events, ...(opts.streamHeartbeatMs ? { heartbeatMs: opts.streamHeartbeatMs } : {}) }), dashboardApi(ctx), ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
         root: [shutdown, dashboardAssets(opts.dashboardDir), ...(opts.plugins?.root ?? []).map((f) => f(ctx))],
       },
     });

@@ -9,7 +9,6 @@ import { FakeEngine } from '../../src/engine/fake.js';
 import type { ContainerInfo } from '../../src/engine/engine.js';
 import { replicaViews } from '../../src/fleet/replicas.js';
 import { localNetworkName } from '../../src/fleet/router.js';
-import { EventBus } from '../../src/server/events.js';
 import { GatewayFigures } from '../../src/server/gateway/figures.js';
 import { createManager, type Manager } from '../../src/server/manager.js';
 import { createToken } from '../../src/server/tokens.js';
@@ -186,9 +185,9 @@ describe('agents API (fake engine, app.inject)', () => {
       expect(doc.paths, p).toHaveProperty([p]);
     }
     await createAndStart();
-    const kinds = m.events.recent().map((e) => e.event.kind);
-    expect(kinds).toContain('action');
-    expect(kinds).toContain('agent');
+    const types = m.events.recent().map((e) => e.type);
+    expect(types).toContain('fleet.action');
+    expect(types).toContain('fleet.agent');
   });
 
   it('close closes the gateway and the fleet', async () => {
@@ -216,33 +215,5 @@ describe('rotation by observed state (replicaViews)', () => {
       [3, 'http://10.0.0.5:8080', false],
       [4, '', false],
     ]);
-  });
-});
-
-describe('EventBus', () => {
-  it('numbers events, keeps only the last `capacity` for replay, and survives a throwing subscriber', () => {
-    const bus = new EventBus<number>(3);
-    const seen: number[] = [];
-    bus.subscribe(() => {
-      throw new Error('closed stream');
-    });
-    const off = bus.subscribe((e) => seen.push(e.event));
-    for (let i = 1; i <= 5; i++) bus.publish(i * 10);
-    off();
-    bus.publish(60);
-    expect(seen).toEqual([10, 20, 30, 40, 50]);
-    expect(bus.recent().map((e) => [e.id, e.event])).toEqual([[4, 40], [5, 50], [6, 60]]);
-    expect(bus.recent(5).map((e) => e.id)).toEqual([6]);
-    expect(bus.lastId).toBe(6);
-    expect(() => new EventBus(0)).toThrow(RangeError);
-  });
-});
-
-describe('GatewayFigures', () => {
-  it('nearest-rank percentiles over the window and calls per second over the span', () => {
-    const f = new GatewayFigures(100, 10_000);
-    for (let i = 1; i <= 100; i++) f.record('a', i, i % 10 !== 0, 1_000_000 + i * 50);
-    const [a] = f.snapshot(1_000_000 + 100 * 50);
-    expect(a).toEqual({ agent: 'a', calls: 100, errors: 10, throughputPerS: 20.2, latencyMs: { p50: 50, p95: 95, p99: 99, max: 100 } });
   });
 });
