@@ -212,13 +212,15 @@ function AgentView({ agent, perf, scope, back, refresh }) {
   const [tools, setTools] = useState(null);
   const [error, setError] = useState('');
   const running = agent?.container === 'running';
+  // only a healthy agent is in rotation: asking a starting one would answer 503
+  const healthy = agent ? stateOf(agent) === 'healthy' : false;
   useEffect(() => {
-    if (!agent || !running) return;
+    if (!agent || !healthy) return;
     setError('');
     api('GET', `/agents/${agent.slug}/tools`)
       .then((t) => setTools(t))
       .catch((e) => setError(errorText(e)));
-  }, [agent?.slug, running]);
+  }, [agent?.slug, healthy]);
   const headRef = useRef(null);
   useEffect(() => headRef.current?.focus(), [agent?.slug]);
   if (!agent) return html`<section><p>This agent no longer exists.</p><button type="button" onClick=${back}>Back to the fleet</button></section>`;
@@ -238,7 +240,7 @@ function AgentView({ agent, perf, scope, back, refresh }) {
     <${Actions} agent=${agent} scope=${scope} refresh=${refresh} />
     <section aria-labelledby="tools-h">
       <h3 id="tools-h">Tools</h3>
-      ${!running ? html`<p class="note">Start the agent to run its tools.</p>` : error ? html`<p class="error">${error}</p>` : !tools ? html`<p>Loading tools…</p>` : tools.tools.map((t) => html`<${ToolForm} key=${t.name} agent=${agent.slug} tool=${t} canRun=${allows(scope, 'operator')} />`)}
+      ${!healthy ? html`<p class="note">${running ? 'Waiting for the agent to become healthy…' : 'Start the agent to run its tools.'}</p>` : error ? html`<p class="error">${error}</p>` : !tools ? html`<p>Loading tools…</p>` : tools.tools.map((t) => html`<${ToolForm} key=${t.name} agent=${agent.slug} tool=${t} canRun=${allows(scope, 'operator')} />`)}
     </section>
   </section>`;
 }
