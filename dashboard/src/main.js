@@ -100,7 +100,7 @@ function Fleet({ agents, perf, open }) {
   </section>`;
 }
 
-function ToolForm({ agent, tool, canRun }) {
+function ToolForm({ agent, tool, canRun, ran }) {
   const fields = useMemo(() => fieldsOf(tool.parameters), [tool]);
   const [out, setOut] = useState(null);
   const [busy, setBusy] = useState(false);
@@ -128,6 +128,7 @@ function ToolForm({ agent, tool, canRun }) {
       setOut({ error: errorText(e) });
     } finally {
       setBusy(false);
+      ran();
     }
   };
   const input = (f) => {
@@ -208,7 +209,7 @@ function Actions({ agent, scope, refresh }) {
   </section>`;
 }
 
-function AgentView({ agent, perf, scope, back, refresh }) {
+function AgentView({ agent, perf, scope, back, refresh, refreshPerf }) {
   const [tools, setTools] = useState(null);
   const [error, setError] = useState('');
   const running = agent?.container === 'running';
@@ -240,7 +241,7 @@ function AgentView({ agent, perf, scope, back, refresh }) {
     <${Actions} agent=${agent} scope=${scope} refresh=${refresh} />
     <section aria-labelledby="tools-h">
       <h3 id="tools-h">Tools</h3>
-      ${!healthy ? html`<p class="note">${running ? 'Waiting for the agent to become healthy…' : 'Start the agent to run its tools.'}</p>` : error ? html`<p class="error">${error}</p>` : !tools ? html`<p>Loading tools…</p>` : tools.tools.map((t) => html`<${ToolForm} key=${t.name} agent=${agent.slug} tool=${t} canRun=${allows(scope, 'operator')} />`)}
+      ${!healthy ? html`<p class="note">${running ? 'Waiting for the agent to become healthy…' : 'Start the agent to run its tools.'}</p>` : error ? html`<p class="error">${error}</p>` : !tools ? html`<p>Loading tools…</p>` : tools.tools.map((t) => html`<${ToolForm} key=${t.name} agent=${agent.slug} tool=${t} canRun=${allows(scope, 'operator')} ran=${refreshPerf} />`)}
     </section>
   </section>`;
 }
@@ -271,12 +272,14 @@ function App() {
       .catch(() => undefined);
 
   // one agent's row again (never the whole list): what a stream event about it triggers
-  const refreshOne = async (slug) => {
+  const refreshOne = async (slug, retry = false) => {
     try {
       const row = await api('GET', `/agents/${slug}`);
       setAgents((list) => (list ? (list.some((a) => a.slug === slug) ? list.map((a) => (a.slug === slug ? row : a)) : [...list, row]) : list));
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) setAgents((list) => list?.filter((a) => a.slug !== slug));
+      // the request did not get through (e.g. the host's network changed): once more shortly
+      else if (e instanceof ApiError && e.code === 'NETWORK' && !retry) setTimeout(() => void refreshOne(slug, true), 1000);
     }
   };
   // an event may arrive before the manager's snapshot (1 s) moves on: read now and once more shortly after
@@ -316,9 +319,12 @@ function App() {
     </header>
     <main>
       ${loadError ? html`<p class="error" role="alert">Could not load the fleet: ${loadError}</p>` : null}
-      ${!agents ? html`<p>Loading agents…</p>` : route ? html`<${AgentView} agent=${agent} perf=${perf} scope=${who.scope} back=${back} refresh=${() => (onAgentEvent(route), loadPerf())} />` : html`<${Fleet} agents=${agents} perf=${perf} open=${open} />`}
+      ${!agents ? html`<p>Loading agents…</p>` : route ? html`<${AgentView} agent=${agent} perf=${perf} scope=${who.scope} back=${back} refresh=${() => (onAgentEvent(route), loadPerf())} refreshPerf=${loadPerf} />` : html`<${Fleet} agents=${agents} perf=${perf} open=${open} />`}
     </main>
   </div>`;
 }
 
-render(html`<${App} />`, document.getElementById('root'));
+const root = document.getElementById('root');
+// the static "Loading…" note goes: preact appends to what the container already holds
+root.textContent = '';
+render(html`<${App} />`, root);
