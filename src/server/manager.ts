@@ -10,6 +10,7 @@ import { buildServer, type ManagerApp, type ManagerPlugin, type ServerDeps } fro
 import { EventBus, fleetStreamEvent, startMetricsProducer, taskStreamEvent, type StreamEventInput } from './events-bus.js';
 import { Gateway, type GatewayAgent, type GatewayOptions } from './gateway/gateway.js';
 import { serveManager } from './serve.js';
+import { superviseManager } from './supervisor.js';
 import { streamRoutes } from './streams.js';
 import { GatewayFigures } from './gateway/figures.js';
 import { createTasks, type DispatcherOptions, type RunningTasks } from '../tasks/index.js';
@@ -232,7 +233,8 @@ export interface ServeResult {
 
 /**
  * `agent serve [--port 8070] [--host 127.0.0.1]`: the workspace's manager in the foreground
- * (createManager behind serveManager). Prints `manager listening on <url>` to `io.out`; request
+ * (createManager behind serveManager) with its supervisor (src/server/supervisor.ts: health
+ * checks, restarts, desired state, autoscaling; the gateway follows its rotation). Prints `manager listening on <url>` to `io.out`; request
  * logs (pino, tokens redacted) go to stderr. Stops cleanly when `io.signal` aborts (the CLI aborts
  * it on SIGTERM/SIGINT): new requests get 503, in-flight ones finish, then everything closes.
  * @throws AppError SERVE_HOST_UNPROTECTED for a non-loopback host without NEXUS_MANAGER_TOKEN
@@ -252,7 +254,7 @@ export async function serveWorkspace(
     handleSignals: false,
     print: (line) => io.out.write(`${line}\n`),
     log: { level: 'info', stream: process.stderr },
-    build: async (d) => (await createManager({ config: deps.config, env, engine: deps.engine, clock: deps.clock, bootstrapToken: d.bootstrapToken, log: d.log })).app,
+    build: async (d) => (await createManager({ config: deps.config, env, engine: deps.engine, clock: deps.clock, bootstrapToken: d.bootstrapToken, log: d.log, supervisor: superviseManager() })).app,
   });
   const stop = () => void running.close();
   if (io.signal?.aborted) stop();
