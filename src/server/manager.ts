@@ -7,6 +7,7 @@ import { findRecord, observedRotation, SnapshotCache, type RotationSource } from
 import { agentsPlugin } from './agents.js';
 import { agentsDirectoryPlugin } from './agents-directory.js';
 import { McpDoor, mcpDoorPlugin, type McpDoorOptions } from './mcp-door.js';
+import { dashboardApi, dashboardAssets } from './dashboard.js';
 import { buildServer, type ManagerApp, type ManagerPlugin, type ServerDeps } from './app.js';
 import { EventBus, fleetStreamEvent, startMetricsProducer, taskStreamEvent, type StreamEventInput } from './events-bus.js';
 import { Gateway, type GatewayAgent, type GatewayOptions } from './gateway/gateway.js';
@@ -91,6 +92,8 @@ export interface CreateManagerOptions {
   tasks?: { redisUrl?: string | undefined; dispatcher?: Omit<DispatcherOptions, 'store' | 'gateway' | 'resolveCapability' | 'clock'> } | undefined;
   /** The MCP door at /mcp (sessions bounded and expiring, tool-list polling); src/server/mcp-door.ts. */
   mcp?: McpDoorOptions | undefined;
+  /** Where the dashboard's built assets are (default dist/dashboard, see src/server/dashboard.ts). */
+  dashboardDir?: string | undefined;
   /** The supervisor (see ManagerSupervisor); none by default. */
   supervisor?: ((ctx: ManagerContext) => ManagerSupervisor | Promise<ManagerSupervisor>) | undefined;
 }
@@ -191,8 +194,8 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
       limits: opts.limits,
       log: opts.log,
       plugins: {
-        api: [agentsPlugin(ctx), tasks.plugin, streamRoutes({ bus: events, ...(opts.streamHeartbeatMs ? { heartbeatMs: opts.streamHeartbeatMs } : {}) }), ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
-        root: [shutdown, ...(opts.plugins?.root ?? []).map((f) => f(ctx))],
+        api: [agentsPlugin(ctx), tasks.plugin, streamRoutes({ bus: events, ...(opts.streamHeartbeatMs ? { heartbeatMs: opts.streamHeartbeatMs } : {}) }), dashboardApi(ctx), ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
+        root: [shutdown, dashboardAssets(opts.dashboardDir), ...(opts.plugins?.root ?? []).map((f) => f(ctx))],
         protectedRoot: [mcpDoorPlugin(door), agentsDirectoryPlugin(ctx)],
       },
     });
