@@ -8,21 +8,9 @@
 import { rm } from 'node:fs/promises';
 import { build } from 'esbuild';
 import { buildDashboard } from '../dashboard/build.js';
+import { cliBuildOptions } from './build-options.js';
 
 await rm('dist', { recursive: true, force: true });
-await build({
-  entryPoints: { cli: 'src/cli/main.ts' },
-  outdir: 'dist',
-  outExtension: { '.js': '.mjs' },
-  chunkNames: 'chunks/[name]-[hash]',
-  bundle: true,
-  splitting: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  packages: 'external',
-  sourcemap: true,
-  logLevel: 'warning',
-});
+await build(cliBuildOptions('dist'));
 // the dashboard `agent serve` serves at / (src/server/dashboard.ts reads dist/dashboard/)
 await buildDashboard('dist/dashboard');

@@ -1,11 +1,24 @@
+import { existsSync } from 'node:fs';
 import { lstat, realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AppError } from './errors.js';
 import { isSlug } from './names.js';
 
-/** The tool's own install folder (holds agent-template/, Dockerfile.agent, src/runtime). */
-export const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+/**
+ * The tool's own install folder (holds agent-template/, Dockerfile.agent, src/runtime): the nearest
+ * folder above this module that has both package.json and agent-template/. Found by walking up
+ * rather than a fixed `..`, because the bundled CLI runs this code from dist/chunks/ and the sources
+ * from src/. @throws Error when no such folder exists (a broken install).
+ */
+export const PACKAGE_ROOT = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
+
+function findPackageRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'agent-template'))) return dir;
+    if (dirname(dir) === dir) throw new Error(`cannot find the nexus-delta-agents install folder above ${from} (no package.json beside agent-template/)`);
+  }
+}
 export const TEMPLATE_DIR = join(PACKAGE_ROOT, 'agent-template');
 export const DOCKERFILE_AGENT = join(PACKAGE_ROOT, 'Dockerfile.agent');
 export const RUNTIME_ENTRY = join(PACKAGE_ROOT, 'src', 'runtime', 'index.ts');

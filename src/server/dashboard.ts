@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -24,11 +23,9 @@ import { listTokens } from './tokens.js';
  */
 
 /**
- * Where `npm run build` puts the dashboard's assets: `<package>/dist/dashboard`. From the bundled
- * CLI this module sits in dist/chunks/, where PACKAGE_ROOT resolves to dist/ itself, so the folder
- * holding a built app.js wins (the source folder dashboard/ never holds one).
+ * Where `npm run build` puts the dashboard's assets: `<package>/dist/dashboard`.
  */
-export const DASHBOARD_DIST = [join(PACKAGE_ROOT, 'dist', 'dashboard'), join(PACKAGE_ROOT, 'dashboard')].find((d) => existsSync(join(d, 'app.js'))) ?? join(PACKAGE_ROOT, 'dist', 'dashboard');
+export const DASHBOARD_DIST = join(PACKAGE_ROOT, 'dist', 'dashboard');
 
 /**
  * The page's policy (CSP Level 3): scripts, styles, fetches and EventSource streams from the
