@@ -91,7 +91,7 @@ describe('the main job with the firestore registry', () => {
     const imp = JSON.parse((await runCli(['registry', 'import', '--input', file, '--json'], otherPrefix)).stdout);
     expect(imp.copied).toHaveLength(5);
     const copied = JSON.parse((await runCli(['list', '--json'], otherPrefix)).stdout);
-    expect(copied.agents.map((a: { tools: string[] }) => a.tools[0])).toEqual(['process_data', 'analyze_text', 'echo', 'echo', 'evaluate_expression']);
+    expect(copied.agents.map((a: { tools: string[] }) => a.tools[0])).toEqual(['process_data', 'analyze_text', 'image_info', 'analyze_code', 'evaluate_expression']);
   });
 
   it('a firestore registry without a project id is a one-line config error (exit 2)', async () => {

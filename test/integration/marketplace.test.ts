@@ -38,6 +38,16 @@ afterAll(async () => {
 const listings = async () => (await new MarketplaceClient({ baseUrl: marketUrl, apiKey: KEY }).list()).sort((a, b) => a.name.localeCompare(b.name));
 const puts = () => proxy.seen.filter((s) => s.method === 'PUT').length;
 
+/** A valid call of each demo agent's first starter tool (issue 13 gave Image and Code agents real tools). */
+const STARTER_PARAMETERS: Record<string, Record<string, unknown>> = {
+  process_data: { data: [1, 2] },
+  analyze_text: { text: 'a b' },
+  evaluate_expression: { expression: '1+1' },
+  // a 1x1 PNG
+  image_info: { image: 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==' },
+  analyze_code: { code: 'const a = 1;' },
+};
+
 describe('marketplace registration of the demo fleet', () => {
   it('register --all lists the five agents with endpoints that answer /execute', async () => {
     const r = await registerAgents(ws.deps, 'all');
@@ -47,7 +57,7 @@ describe('marketplace registration of the demo fleet', () => {
     expect(ls.map((l) => l.name)).toEqual(['CodeAgent', 'DataAgent', 'ImageAgent', 'MathAgent', 'TextAgent']);
     for (const l of ls) {
       const tool = l.tools[0]!;
-      const res = await request(`${l.api_endpoint}/execute`, { method: 'POST', json: { tool_name: tool.name, parameters: tool.name === 'process_data' ? { data: [1, 2] } : tool.name === 'analyze_text' ? { text: 'a b' } : tool.name === 'evaluate_expression' ? { expression: '1+1' } : {} }, timeoutMs: 3000 });
+      const res = await request(`${l.api_endpoint}/execute`, { method: 'POST', json: { tool_name: tool.name, parameters: STARTER_PARAMETERS[tool.name] ?? {} }, timeoutMs: 3000 });
       expect(res.status, `${l.name} ${tool.name}`).toBe(200);
     }
     const rec = await ws.deps.registry.get('data-agent');
