@@ -73,6 +73,8 @@ export const ErrorCodes = {
   TASK_STATE_CONFLICT: { exitCode: ExitCode.CONFLICT, httpStatus: 409 },
   TASK_STORE_CORRUPT: { exitCode: ExitCode.REGISTRY, httpStatus: 500 },
   TASK_STORE_UNREACHABLE: { exitCode: ExitCode.REGISTRY, httpStatus: 503 },
+  // commands (src/server/commands.ts)
+  COMMAND_NOT_FOUND: { exitCode: ExitCode.NOT_FOUND, httpStatus: 404 },
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
 
