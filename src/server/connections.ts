@@ -36,7 +36,7 @@ import { ErrorBody, withErrors } from './schemas.js';
 const log = logger('connections');
 
 /** Close codes of `/ws/agent` (4000-4999 are the application's, RFC 6455 §7.4.2). */
-export const AGENT_WS_CLOSE = { BAD_HELLO: 4400, UNAUTHORIZED: 4401, TIMEOUT: 4408, REPLACED: 4409, GOING_AWAY: 1001 } as const;
+export const AGENT_WS_CLOSE = { BAD_HELLO: 4400, UNAUTHORIZED: 4401, TIMEOUT: 4408, GOING_AWAY: 1001 } as const;
 
 /** The HELLO, exactly the source documents' fields and no others. */
 export const HelloSchema = z.strictObject({
@@ -101,12 +101,13 @@ export interface AgentConnectionsOptions {
 }
 
 /**
- * The live connections of the manager, in memory: at most one per agent (a new HELLO from the same
- * agent replaces the old socket, closed 4409), plus the last known view of each agent that was
- * connected (state offline). `request` sends a command over an agent's socket and resolves with its
- * result frame.
+ * The live connections of the manager, in memory, by connection id: an agent may hold several
+ * (one per replica; a reconnect before the old socket timed out), commands go to its newest. Also
+ * the last known view of each agent that was connected (state offline). `request` sends a command
+ * over an agent's socket and resolves with its result frame.
  */
 export class AgentConnections {
+  /** Open connections by connection id, oldest first. */
   private readonly live = new Map<string, Connection>();
   private readonly last = new Map<string, ConnectionView>();
   private readonly listeners = new Set<(slug: string) => void>();
@@ -124,20 +125,35 @@ export class AgentConnections {
     this.timer.unref();
   }
 
-  /** The open connection of `slug`, if any. */
+  /** The newest open connection of `slug`. */
+  private newest(slug: string): Connection | undefined {
+    let found: Connection | undefined;
+    for (const c of this.live.values()) if (c.view.agent === slug) found = c;
+    return found;
+  }
+
+  /** The newest open connection of `slug`, if any. */
   connectionOf(slug: string): { id: string; capabilities: readonly string[] } | undefined {
-    const c = this.live.get(slug);
+    const c = this.newest(slug);
     return c ? { id: c.view.connection_id, capabilities: c.view.capabilities } : undefined;
+  }
+
+  /** How many connections are open now. */
+  get size(): number {
+    return this.live.size;
   }
 
   /** Slugs of the agents connected now whose HELLO declared `capability`. */
   withCapability(capability: string): string[] {
-    return [...this.live.values()].filter((c) => c.view.capabilities.includes(capability)).map((c) => c.view.agent);
+    return [...new Set([...this.live.values()].filter((c) => c.view.capabilities.includes(capability)).map((c) => c.view.agent))];
   }
 
-  /** Every agent's connection: the live ones and the last view of those gone offline, by agent slug. */
+  /** The open connections, and the last view of each agent that has none open (offline), by agent slug. */
   list(): ConnectionView[] {
-    return [...this.last.values()].map((v) => ({ ...v })).sort((a, b) => a.agent.localeCompare(b.agent));
+    const open = [...this.live.values()].map((c) => c.view);
+    const online = new Set(open.map((v) => v.agent));
+    const gone = [...this.last.values()].filter((v) => !online.has(v.agent));
+    return [...open, ...gone].map((v) => ({ ...v })).sort((a, b) => a.agent.localeCompare(b.agent));
   }
 
   /** The connection view of one agent (live or last known), or undefined if it never connected. */
@@ -158,7 +174,7 @@ export class AgentConnections {
    * @throws Error when the agent is not connected.
    */
   request(slug: string, commandId: string, verb: string, args: unknown): Promise<AgentReply | undefined> {
-    const c = this.live.get(slug);
+    const c = this.newest(slug);
     if (!c) throw new Error(`agent ${slug} is not connected`);
     return new Promise((resolve) => {
       c.pending.set(commandId, (r) => resolve(r));
@@ -173,7 +189,7 @@ export class AgentConnections {
 
   /** End every connection of `slug` (its token was rotated or revoked): 4401. */
   disconnect(slug: string, reason: string): void {
-    this.live.get(slug)?.socket.close(AGENT_WS_CLOSE.UNAUTHORIZED, reason);
+    for (const c of this.live.values()) if (c.view.agent === slug) c.socket.close(AGENT_WS_CLOSE.UNAUTHORIZED, reason);
   }
 
   /** Stop the liveness timer (sockets are closed by the websocket plugin on app close). */
@@ -242,12 +258,7 @@ export class AgentConnections {
       socket,
       pending: new Map(),
     };
-    const old = this.live.get(rec.slug);
-    if (old) {
-      this.goOffline(old, 'replaced');
-      old.socket.close(AGENT_WS_CLOSE.REPLACED, 'replaced by a newer connection of this agent');
-    }
-    this.live.set(rec.slug, conn);
+    this.live.set(conn.view.connection_id, conn);
     this.last.set(rec.slug, conn.view);
     socket.send(JSON.stringify({ type: 'welcome', connection_id: conn.view.connection_id, heartbeat_interval_s: this.heartbeatIntervalS }));
     log.debug({ agent: rec.slug, connection: conn.view.connection_id }, 'agent connected');
@@ -260,7 +271,10 @@ export class AgentConnections {
     if (conn.view.state === 'offline') return;
     conn.view.state = 'offline';
     conn.view.offline_reason = reason;
-    if (this.live.get(conn.view.agent) === conn) this.live.delete(conn.view.agent);
+    this.live.delete(conn.view.connection_id);
+    // the agent's last view stays the newest of its connections still open, if any
+    const other = this.newest(conn.view.agent);
+    if (other) this.last.set(conn.view.agent, other.view);
     for (const done of conn.pending.values()) done(undefined);
     conn.pending.clear();
     this.opts.publish({ type: 'connection.offline', topic: 'agents', agent: conn.view.agent, data: this.publicView(conn.view) });
