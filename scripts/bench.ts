@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only | --router-only | --protocols-only | --gateway-only | --cli-only | --idle-only | --tasks-only | --streams-only (print, no file)]
+ * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only | --router-only | --protocols-only | --gateway-only | --cli-only | --idle-only | --tasks-only | --streams-only | --door-only (print, no file)]
  *
  * Measures, in one run on this machine, for N agents on the same (already built) images:
  *  1. `agent start-all` from no containers to all healthy (the real CLI, as a user runs it);
@@ -57,6 +57,7 @@ import { randomBytes } from 'node:crypto';
 import { buildServer as buildManager } from '../src/server/app.js';
 import { EventBus } from '../src/server/events-bus.js';
 import { streamRoutes } from '../src/server/streams.js';
+import { createManager } from '../src/server/manager.js';
 import { sseClient, wsClient, type StreamClient } from '../test/helpers/streams.js';
 
 const run = promisify(execFile);
@@ -280,6 +281,75 @@ Idle memory of that agent (median of 5 samples, 2 s apart): ${idle.toFixed(1)} M
 ${after.toFixed(1)} MiB after the load (protocol modules loaded). Base image: ${(base.Size / 1e6).toFixed(1)} MB.
 `;
   } finally {
+    await removeContainers([wsLabel]).catch(() => undefined);
+    const imgs = await docker.listImages({ filters: { label: [wsLabel] } });
+    for (const i of imgs) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
+    await rm(ws, { recursive: true, force: true });
+  }
+}
+
+/**
+ * (--door-only) The manager's MCP door: one `tools/call` of process_data through the manager's
+ * /mcp (a session, operator token, the gateway) vs the agent's own /mcp (stateless) vs the agent's
+ * POST /execute vs the manager's gateway route; one real agent, 10 connections, `seconds` each
+ * after a 1 s warm-up (autocannon, loopback). Rate limits are lifted for the run.
+ */
+async function doorBench(seconds: number): Promise<string> {
+  const ws = await mkdtemp(join(tmpdir(), 'nexus-bench-door-'));
+  await writeFile(join(ws, 'nexus.yaml'), yaml.dump({ project: 'benchdoor', ports: { range: '9525-9526' }, images: { tag: 'bench-door' }, labels: { 'dev.nexus-delta.bench': 'true' } }));
+  const config = loadConfig(ws, {});
+  const wsLabel = `${LABEL.workspace}=${workspaceId(ws)}`;
+  const admin = randomBytes(24).toString('hex');
+  const m = await createManager({ config, env: { ...process.env, NEXUS_MANAGER_TOKEN: admin }, limits: { api: { perMinute: 1e9 }, gateway: { perMinute: 1e9 } } });
+  try {
+    await createAgent(m.fleet.deps, { name: 'DoorAgent', capabilities: ['data'] });
+    await startAgents(m.fleet.deps, ['DoorAgent']);
+    await allHealthy([9525]);
+    const agent = 'http://127.0.0.1:9525';
+    const manager = await m.app.listen({ host: '127.0.0.1', port: 0 });
+    const auth = { authorization: `Bearer ${admin}` };
+    const mcpHeaders = { accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' };
+    const init = await fetch(`${manager}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...mcpHeaders, ...auth },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } }),
+    });
+    const sid = init.headers.get('mcp-session-id') ?? '';
+    const params = { data: [1, 2, 3, 4, 5] };
+    const call = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'process_data', arguments: params } };
+    const doors = [
+      { name: 'agent POST /execute', url: `${agent}/execute`, headers: {}, body: { tool_name: 'process_data', parameters: params } },
+      { name: 'agent /mcp tools/call (stateless)', url: `${agent}/mcp`, headers: mcpHeaders, body: call },
+      { name: 'manager POST /api/v1/agents/{name}/execute', url: `${manager}/api/v1/agents/door-agent/execute`, headers: auth, body: { tool_name: 'process_data', parameters: params } },
+      { name: 'manager /mcp tools/call (session)', url: `${manager}/mcp`, headers: { ...mcpHeaders, ...auth, 'mcp-session-id': sid }, body: { ...call, params: { ...call.params, name: 'door-agent__process_data' } } },
+    ];
+    const rows: string[] = [];
+    for (const d of doors) {
+      const opts = { url: d.url, method: 'POST' as const, headers: { 'content-type': 'application/json', ...d.headers }, body: JSON.stringify(d.body), connections: 10 };
+      const once = await fetch(d.url, { method: 'POST', headers: opts.headers, body: opts.body });
+      const text = await once.text();
+      if (once.status !== 200 || text.includes('"isError":true')) {
+        rows.push(`| ${d.name} | failed (HTTP ${once.status}) | | | |`);
+        continue;
+      }
+      // JSON-RPC ids must be unique among a session's requests in flight: number them
+      let id = 1;
+      const numbered = { ...opts, requests: [{ setupRequest: (req: autocannon.Request) => ({ ...req, body: JSON.stringify({ ...(d.body as object), ...('jsonrpc' in (d.body as object) ? { id: id++ } : {}) }) }) }] };
+      await autocannon({ ...numbered, duration: 1 });
+      const r = await autocannon({ ...numbered, duration: seconds });
+      rows.push(`| ${d.name} | ${r.requests.average.toFixed(0)} | ${r.latency.p50.toFixed(1)} ms | ${r.latency.p99.toFixed(1)} ms | ${r.errors + r.non2xx} |`);
+    }
+    return `## The manager's MCP door vs the agent's own doors
+
+\`process_data\` on one agent (0.5 CPU), 10 connections, ${seconds} s per door after a 1 s warm-up (autocannon, loopback).
+The manager's /mcp: one session (stateful transport, JSON responses), token verified per request, the call through the gateway.
+
+| door | requests/s | p50 latency | p99 latency | errors + non-2xx |
+| --- | --- | --- | --- | --- |
+${rows.join('\n')}
+`;
+  } finally {
+    await m.close();
     await removeContainers([wsLabel]).catch(() => undefined);
     const imgs = await docker.listImages({ filters: { label: [wsLabel] } });
     for (const i of imgs) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
@@ -987,6 +1057,7 @@ if (args.includes('--role')) {
   else if (args.includes('--deps-only')) console.log(await dependencyBench());
   else if (args.includes('--tasks-only')) console.log(await tasksBench(opt('calls', 2000), opt('concurrency', 32), ROUNDS));
   else if (args.includes('--streams-only')) console.log(await streamsBench(ROUNDS));
+  else if (args.includes('--door-only')) console.log(await doorBench(opt('seconds', 3)));
   else await main();
   // nothing else to wait for (gRPC channels can linger after their apps are deleted)
   process.exit(0);

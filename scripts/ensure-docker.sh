@@ -25,6 +25,8 @@ command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 # the static busybox copied into agent images for their health probe (a wget, not a second node)
 dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
+# the dashboard's browser tests drive Debian's chromium with playwright-core (test/integration/dashboard.test.ts)
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -4,9 +4,10 @@ import { join, resolve } from 'node:path';
 import yaml from 'js-yaml';
 import { z } from 'zod';
 import { AppError, messageOf } from '../errors.js';
-import { DOCKER_TAG_RE, isImageReference, PROJECT_RE } from '../names.js';
+import { DOCKER_TAG_RE, isImageReference, isSlug, PROJECT_RE } from '../names.js';
 import { parsePortRange, type PortRange } from '../ports/allocate.js';
 import { checkMarketplaceUrl } from '../marketplace/url.js';
+import { AutoscaleSchema, type AutoscaleConfig } from '../supervisor/autoscale.js';
 
 /** File name of the workspace configuration. */
 export const CONFIG_FILE = 'nexus.yaml';
@@ -76,6 +77,8 @@ export const configFileSchema = z
       .optional(),
     /** A router (nginx/traefik) in front of the agents: cards then advertise <url>/agents/<slug>. */
     router: z.object({ url: z.string().url() }).strict().optional(),
+    /** Autoscaling by agent slug (the supervisor, src/supervisor/autoscale.ts); an agent's manifest may set its own. */
+    autoscale: z.record(z.string().refine(isSlug, 'keys are agent slugs (a-z, 0-9 and -)'), AutoscaleSchema).optional(),
   })
   .strict();
 export type ConfigFile = z.infer<typeof configFileSchema>;
@@ -99,6 +102,8 @@ export interface Config {
   routerUrl: string | undefined;
   /** Firestore registry settings; projectId is required when registry is firestore. */
   firestore: { projectId: string | undefined; collectionPrefix: string; databaseId: string | undefined; timeoutMs: number };
+  /** Autoscaling by agent slug from nexus.yaml (validated; defaults applied). */
+  autoscale?: Record<string, AutoscaleConfig> | undefined;
 }
 
 export const DEFAULTS = {
@@ -211,6 +216,7 @@ export function resolveConfig(workspace: string, file: unknown, env: Env): Confi
       databaseId: f.firestore?.databaseId,
       timeoutMs: Number(firestoreTimeout),
     },
+    ...(f.autoscale ? { autoscale: f.autoscale } : {}),
   };
 }
 

@@ -4,7 +4,8 @@ import tar from 'tar-fs';
 import { STOP_GRACE_S } from '../conventions.js';
 import { AppError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
-import type { BuildSpec, ContainerDetails, ContainerInfo, ContainerSpec, ContainerStats, ContainerState, Engine, EngineInfo, ImageInfo, ServiceStatus, StackDeploySpec, TaskState } from './engine.js';
+import { ENGINE_EVENT_KINDS } from './engine.js';
+import type { BuildSpec, ContainerDetails, ContainerInfo, ContainerSpec, ContainerStats, ContainerState, Engine, EngineEvent, EngineInfo, ImageInfo, ServiceStatus, StackDeploySpec, TaskState } from './engine.js';
 import { ensureHostNodeImage } from './rootfs.js';
 import { ensureOfflineRouterImage } from './router-image.js';
 import { dockerStackDeploy, dockerStackRemove } from './stack.js';
@@ -299,6 +300,8 @@ export class DockerEngine implements Engine {
           health: (c.State.Health?.Status ?? 'none') as ContainerDetails['health'],
           exitCode: c.State.ExitCode,
           startedAt: c.State.StartedAt,
+          finishedAt: c.State.FinishedAt,
+          restartPolicy: (c.HostConfig.RestartPolicy?.Name || 'no') as ContainerDetails['restartPolicy'],
           networks: Object.fromEntries(
             Object.entries(c.NetworkSettings?.Networks ?? {}).flatMap(([net, n]) => (c.State.Running && n?.IPAddress ? [[net, n.IPAddress]] : [])),
           ),
@@ -418,6 +421,34 @@ export class DockerEngine implements Engine {
     );
   }
 
+  async *events(labels: Record<string, string>, signal: AbortSignal, sinceMs?: number): AsyncIterable<EngineEvent> {
+    if (signal.aborted) return;
+    const filters = { type: ['container' as const], event: [...ENGINE_EVENT_KINDS], label: labelFilters(labels) };
+    const stream = (await this.call('events', undefined, () =>
+      this.docker.getEvents({ filters, ...(sinceMs !== undefined ? { since: Math.floor(sinceMs / 1000) } : {}) }),
+    )) as NodeJS.ReadableStream & { destroy(): void };
+    const stop = () => stream.destroy();
+    signal.addEventListener('abort', stop, { once: true });
+    let buf = '';
+    try {
+      for await (const chunk of stream) {
+        buf += chunk.toString();
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          const ev = line ? engineEventOf(JSON.parse(line)) : undefined;
+          if (ev) yield ev;
+        }
+      }
+    } catch (err) {
+      if (!signal.aborted) throw this.wrap(err, 'events');
+    } finally {
+      signal.removeEventListener('abort', stop);
+      stream.destroy();
+    }
+  }
+
   async execContainer(id: string, cmd: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {
     return this.call(`exec ${cmd[0] ?? ''}`, id, async () => {
       const exec = await this.docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
@@ -531,6 +562,15 @@ export class DockerEngine implements Engine {
 }
 
 /** A tolerate rule: these HTTP statuses are fine and give `value`. */
+/** One line of the Engine API's /events stream as an EngineEvent; undefined for other kinds. Pure. */
+export function engineEventOf(m: { Type?: string; Action?: string; Actor?: { ID?: string; Attributes?: Record<string, string> }; timeNano?: number; time?: number }): EngineEvent | undefined {
+  const kind = (m.Action ?? '').split(':')[0] as EngineEvent['kind'];
+  if (m.Type !== 'container' || !ENGINE_EVENT_KINDS.includes(kind) || !m.Actor?.ID) return undefined;
+  const attrs = { ...(m.Actor.Attributes ?? {}) };
+  const exit = attrs.exitCode;
+  return { kind, id: m.Actor.ID, labels: attrs, at: m.timeNano ? Math.floor(m.timeNano / 1e6) : (m.time ?? 0) * 1000, ...(exit !== undefined ? { exitCode: Number(exit) } : {}) };
+}
+
 function status<T>(codes: number | number[], value: T): (f: EngineFault) => { value: T } | undefined {
   const set = new Set(Array.isArray(codes) ? codes : [codes]);
   return (f) => (f.status !== undefined && set.has(f.status) ? { value } : undefined);

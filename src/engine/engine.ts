@@ -46,6 +46,13 @@ export interface Engine {
   /** Remove a network; absent or in use is fine (returns false then). */
   removeNetwork(name: string): Promise<boolean>;
   /**
+   * Container events (`docker events --filter type=container`) of containers carrying all the given
+   * labels, from `sinceMs` (ms since the epoch; events since then are replayed, so a caller that
+   * takes the time before acting misses nothing) until `signal` aborts, then the iteration ends.
+   * Only the kinds of EngineEvent are reported. @throws AppError ENGINE_UNREACHABLE on the first next()
+   */
+  events(labels: Record<string, string>, signal: AbortSignal, sinceMs?: number): AsyncIterable<EngineEvent>;
+  /**
    * Run a command in a running container (`docker exec`, as the container's user) and wait for it
    * to exit, at most `timeoutMs` ms. Returns its exit code (-1 when the deadline passed) and its
    * output, stdout and stderr interleaved, at most the last 4 KiB.
@@ -183,6 +190,22 @@ export interface ContainerStats {
   memoryLimitBytes: number;
 }
 
+/** The container events the tool reacts to (Docker's names). */
+export const ENGINE_EVENT_KINDS = ['start', 'die', 'oom', 'kill', 'stop', 'destroy', 'pause', 'unpause', 'restart'] as const;
+
+/** One container event. */
+export interface EngineEvent {
+  kind: (typeof ENGINE_EVENT_KINDS)[number];
+  /** Container id. */
+  id: string;
+  /** The container's labels at the time of the event. */
+  labels: Record<string, string>;
+  /** ms since the epoch. */
+  at: number;
+  /** Exit code, on `die`. */
+  exitCode?: number | undefined;
+}
+
 export interface ContainerDetails extends ContainerInfo {
   /** Host PID of the container's main process (0 when not running). */
   pid: number;
@@ -190,6 +213,10 @@ export interface ContainerDetails extends ContainerInfo {
   health: 'starting' | 'healthy' | 'unhealthy' | 'none';
   exitCode: number;
   startedAt: string;
+  /** ISO-8601 time it last stopped; absent (or year 1) if never. */
+  finishedAt?: string | undefined;
+  /** The engine's restart policy on it. */
+  restartPolicy?: ContainerSpec['restartPolicy'] | undefined;
   /** IPv4 address of a running container on each network it is connected to (network name -> address). */
   networks?: Record<string, string> | undefined;
 }

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
+import { EventEmitter, on } from 'node:events';
 import yaml from 'js-yaml';
 import { systemClock, type Clock } from '../clock.js';
 import { LABEL } from '../conventions.js';
 import { AppError } from '../errors.js';
 import type {
-  BuildSpec, ContainerDetails, ContainerInfo, ContainerStats, ContainerSpec, ContainerState, Engine, EngineInfo, ImageInfo, ServiceStatus, StackDeploySpec, TaskState, TaskStatus,
+  BuildSpec, ContainerDetails, ContainerInfo, ContainerStats, ContainerSpec, ContainerState, Engine, EngineEvent, EngineInfo, ImageInfo, ServiceStatus, StackDeploySpec, TaskState, TaskStatus,
 } from './engine.js';
 
 /** How a fake swarm task of a service ends up when its image exists (default: running). */
@@ -35,6 +36,7 @@ interface FakeContainer {
   imageId: string;
   state: ContainerState;
   startedAtMs: number;
+  finishedAtMs: number;
   exitCode: number;
   logs: string;
   networks: Set<string>;
@@ -77,6 +79,9 @@ export class FakeEngine implements Engine {
   readonly calls: string[] = [];
   private readonly clock: Clock;
   private seq = 0;
+  /** Every container event so far (replayed to `events` subscribers from their `sinceMs`). */
+  readonly eventLog: EngineEvent[] = [];
+  private readonly bus = new EventEmitter();
 
   constructor(private readonly opts: FakeEngineOptions = {}) {
     this.clock = opts.clock ?? systemClock;
@@ -111,6 +116,39 @@ export class FakeEngine implements Engine {
     const c = this.container(idOrName);
     if (!c) throw engineError(`${op} ${idOrName.slice(0, 12)}: No such container: ${idOrName}`, 404);
     return c;
+  }
+
+  private emitEvent(c: FakeContainer, kind: EngineEvent['kind'], exitCode?: number): void {
+    const ev: EngineEvent = { kind, id: c.id, labels: { ...c.spec.labels }, at: this.clock.now(), ...(exitCode !== undefined ? { exitCode } : {}) };
+    this.eventLog.push(ev);
+    this.bus.emit('event', ev);
+  }
+
+  async *events(labels: Record<string, string>, signal: AbortSignal, sinceMs?: number): AsyncIterable<EngineEvent> {
+    this.log('events');
+    if (signal.aborted) return;
+    // subscribe before replaying, so nothing emitted in between is lost
+    const live = on(this.bus, 'event', { signal });
+    const seen = this.eventLog.length;
+    if (sinceMs !== undefined) for (const ev of this.eventLog.slice(0, seen)) if (ev.at >= sinceMs && matches(ev.labels, labels)) yield ev;
+    try {
+      for await (const [ev] of live) if (matches((ev as EngineEvent).labels, labels)) yield ev as EngineEvent;
+    } catch (err) {
+      if (!signal.aborted) throw err;
+    }
+  }
+
+  /**
+   * The container's main process ended by itself (crash, SIGKILL from outside: `exitCode` 137, OOM
+   * with `oom`): `die` (and `oom`) events, state exited. No engine restart policy is applied.
+   */
+  crash(idOrName: string, exitCode = 137, opts: { oom?: boolean } = {}): void {
+    const c = this.mustContainer(idOrName, 'crash');
+    if (opts.oom) this.emitEvent(c, 'oom');
+    c.state = 'exited';
+    c.exitCode = exitCode;
+    c.finishedAtMs = this.clock.now();
+    this.emitEvent(c, 'die', exitCode);
   }
 
   private log(op: string, target = ''): void {
@@ -202,6 +240,8 @@ export class FakeEngine implements Engine {
       health: this.health(c),
       exitCode: c.exitCode,
       startedAt: c.startedAtMs ? new Date(c.startedAtMs).toISOString() : '0001-01-01T00:00:00Z',
+      finishedAt: c.finishedAtMs ? new Date(c.finishedAtMs).toISOString() : '0001-01-01T00:00:00Z',
+      restartPolicy: c.spec.restartPolicy,
       // a stable made-up address per container and network while it runs
       networks: Object.fromEntries(c.state === 'running' ? [...c.networks].map((n) => [n, `10.88.${parseInt(c.id.slice(0, 2), 16)}.${parseInt(c.id.slice(2, 4), 16)}`]) : []),
     };
@@ -218,7 +258,7 @@ export class FakeEngine implements Engine {
     if (!img) throw engineError(`create container ${spec.name}: No such image: ${spec.image}`, 404);
     if (spec.network && !this.networks.has(spec.network)) throw engineError(`create container ${spec.name}: network ${spec.network} not found`, 404);
     const id = this.nextId();
-    const c: FakeContainer = { spec: structuredClone(spec), id, imageId: img.id, state: 'created', startedAtMs: 0, exitCode: 0, logs: '', networks: new Set(spec.network ? [spec.network] : []) };
+    const c: FakeContainer = { spec: structuredClone(spec), id, imageId: img.id, state: 'created', startedAtMs: 0, finishedAtMs: 0, exitCode: 0, logs: '', networks: new Set(spec.network ? [spec.network] : []) };
     this.containers.set(id, c);
     return id;
   }
@@ -242,20 +282,34 @@ export class FakeEngine implements Engine {
     c.state = 'running';
     c.exitCode = 0;
     c.startedAtMs = this.clock.now();
+    this.emitEvent(c, 'start');
   }
 
   async stopContainer(id: string): Promise<void> {
     this.log('stop container', id.slice(0, 12));
     const c = this.container(id);
     if (!c || c.state !== 'running') return;
+    this.emitEvent(c, 'kill');
     c.state = 'exited';
     c.exitCode = 0;
+    c.finishedAtMs = this.clock.now();
+    this.emitEvent(c, 'die', 0);
+    this.emitEvent(c, 'stop');
   }
 
   async removeContainer(id: string): Promise<void> {
     this.log('remove container', id.slice(0, 12));
     const c = this.container(id);
-    if (c) this.containers.delete(c.id);
+    if (!c) return;
+    if (c.state === 'running') {
+      c.state = 'exited';
+      c.exitCode = 137;
+      c.finishedAtMs = this.clock.now();
+      this.emitEvent(c, 'kill');
+      this.emitEvent(c, 'die', 137);
+    }
+    this.containers.delete(c.id);
+    this.emitEvent(c, 'destroy');
   }
 
   /** Append to a container's log (what its process would print). */

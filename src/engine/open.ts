@@ -17,6 +17,14 @@ export function openDockerEngine(env: Record<string, string | undefined> = proce
     get(_, prop) {
       if (prop === 'endpoint') return endpoint;
       if (prop === 'then') return undefined; // not a thenable
+      // a stream, not a promise: load the engine on the first next()
+      if (prop === 'events') {
+        return (...args: Parameters<Engine['events']>) => ({
+          async *[Symbol.asyncIterator]() {
+            yield* (await load()).events(...args);
+          },
+        });
+      }
       return async (...args: unknown[]) => {
         const e = (await load()) as unknown as Record<string | symbol, (...a: unknown[]) => unknown>;
         return e[prop]!.apply(e, args);

@@ -8,8 +8,8 @@ import { AppError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
 import { choosePort, portReserved } from '../ports/allocate.js';
 import { nameTaken, notFound } from './errors.js';
-import { checkRecordToWrite, parseAgentRecord } from './record.js';
-import type { AgentPatch, AgentRecord, AgentStatus, NewAgent, PortRequest, Registry } from './registry.js';
+import { checkHistoryEntry, checkRecordToWrite, parseAgentRecord } from './record.js';
+import type { AgentPatch, AgentRecord, AgentStatus, HistoryEntry, HistoryEvent, NewAgent, PortRequest, Registry } from './registry.js';
 
 const log = logger('registry');
 
@@ -33,8 +33,8 @@ export interface FirestoreRegistryOptions {
   env?: Record<string, string | undefined>;
 }
 
-/** History events recorded in `<prefix>agents/{slug}/history`. */
-export type HistoryEvent = 'created' | 'built' | 'started' | 'stopped' | 'unhealthy' | 'failed' | 'removed' | 'imported';
+/** History events recorded in `<prefix>agents/{slug}/history` (src/registry/registry.ts). */
+export type { HistoryEvent };
 
 const EVENT_OF_STATUS: Partial<Record<AgentStatus, HistoryEvent>> = {
   built: 'built',
@@ -230,7 +230,7 @@ export class FirestoreRegistry implements Registry {
     return record;
   }
 
-  private history(tx: Transaction, slug: string, event: HistoryEvent, status: AgentStatus | null): void {
+  private recordHistory(tx: Transaction, slug: string, event: HistoryEvent, status: AgentStatus | null): void {
     tx.create(this.agents().doc(slug).collection('history').doc(), { event, status, at: FieldValue.serverTimestamp() });
   }
 
@@ -265,7 +265,7 @@ export class FirestoreRegistry implements Registry {
       checkRecordToWrite({ ...rec, createdAt: '', updatedAt: '' });
       tx.create(this.ports().doc(String(chosen)), { agent: agent.slug, createdAt: FieldValue.serverTimestamp() });
       tx.create(ref, { ...this.toDoc(rec), createdAt: FieldValue.serverTimestamp(), updatedAt: FieldValue.serverTimestamp() });
-      this.history(tx, agent.slug, 'created', 'created');
+      this.recordHistory(tx, agent.slug, 'created', 'created');
       return chosen;
     });
     log.debug({ agent: agent.slug, port }, 'created record');
@@ -299,7 +299,7 @@ export class FirestoreRegistry implements Registry {
         for (const [k, v] of Object.entries(patch)) if (v === undefined) fields[k] = FieldValue.delete();
         tx.update(ref, fields);
         const event = patch.status && patch.status !== current.status ? EVENT_OF_STATUS[patch.status] : undefined;
-        if (event) this.history(tx, slug, event, patch.status!);
+        if (event) this.recordHistory(tx, slug, event, patch.status!);
       });
       return (await this.get(slug))!;
     });
@@ -317,18 +317,30 @@ export class FirestoreRegistry implements Registry {
         tx.delete(ref);
         if (portSnap.exists && portSnap.data()?.agent === slug) tx.delete(portRef);
         // the history stays as an audit trail (Firestore does not cascade deletes)
-        this.history(tx, slug, 'removed', null);
+        this.recordHistory(tx, slug, 'removed', null);
         return true;
       }),
     );
   }
 
-  /** Lifecycle events of an agent, oldest first. */
-  async historyOf(slug: string): Promise<{ event: HistoryEvent; status: AgentStatus | null; at: string }[]> {
+  async appendHistory(slug: string, entry: { event: HistoryEvent; reason?: string | undefined }): Promise<void> {
+    const e = checkHistoryEntry(slug, entry);
+    await this.op(`history ${slug}`, () => this.agents().doc(slug).collection('history').add({ event: e.event, status: null, ...(e.reason ? { reason: e.reason } : {}), at: FieldValue.serverTimestamp() }));
+  }
+
+  async history(slug: string): Promise<HistoryEntry[]> {
     return this.op(`history ${slug}`, async () => {
       const snap = await this.agents().doc(slug).collection('history').orderBy('at').get();
-      return snap.docs.map((d) => ({ event: d.data().event, status: d.data().status, at: toIso(d.data().at) }));
+      return snap.docs.map((d) => {
+        const x = d.data();
+        return { event: x.event, status: x.status ?? null, at: toIso(x.at), ...(typeof x.reason === 'string' ? { reason: x.reason } : {}) };
+      });
     });
+  }
+
+  /** Lifecycle events of an agent, oldest first (the same as `history`). */
+  async historyOf(slug: string): Promise<HistoryEntry[]> {
+    return this.history(slug);
   }
 
   async close(): Promise<void> {

@@ -8,8 +8,8 @@ import { AppError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
 import { choosePort } from '../ports/allocate.js';
 import { nameTaken, notFound } from './errors.js';
-import { checkRecordToWrite, parseAgentRecord } from './record.js';
-import type { AgentPatch, AgentRecord, NewAgent, PortRequest, Registry } from './registry.js';
+import { checkHistoryEntry, checkRecordToWrite, parseAgentRecord } from './record.js';
+import { HISTORY_EVENTS, LOCAL_HISTORY_LIMIT, type AgentPatch, type AgentRecord, type HistoryEntry, type HistoryEvent, type NewAgent, type PortRequest, type Registry } from './registry.js';
 
 const log = logger('registry');
 
@@ -23,6 +23,15 @@ interface RegistryFile {
   version: 1;
   agents: Record<string, AgentRecord>;
 }
+
+/** On-disk shape of .nexus/history.json: the last LOCAL_HISTORY_LIMIT entries per agent slug. */
+const historyFileSchema = z.object({
+  version: z.literal(1),
+  agents: z.record(
+    z.string(),
+    z.array(z.object({ event: z.enum(HISTORY_EVENTS), at: z.string(), status: z.string().nullable().optional(), reason: z.string().optional() })),
+  ),
+});
 
 function emptyFile(): RegistryFile {
   return { version: 1, agents: Object.create(null) as Record<string, AgentRecord> };
@@ -38,6 +47,8 @@ function emptyFile(): RegistryFile {
 export class LocalRegistry implements Registry {
   readonly kind = 'local' as const;
   readonly path: string;
+  /** `<workspace>/.nexus/history.json`: lifecycle events, written under the same lock. */
+  readonly historyPath: string;
   private readonly dir: string;
   private readonly clock: Clock;
 
@@ -46,6 +57,7 @@ export class LocalRegistry implements Registry {
     this.clock = opts.clock ?? systemClock;
     this.dir = join(workspace, '.nexus');
     this.path = join(this.dir, 'registry.json');
+    this.historyPath = join(this.dir, 'history.json');
   }
 
   private async read(): Promise<RegistryFile> {
@@ -97,6 +109,16 @@ export class LocalRegistry implements Registry {
 
   /** Run `fn` with the registry locked; `fn` returns the new file content (or undefined for no write). */
   private async withLock<T>(fn: (data: RegistryFile) => Promise<{ data?: RegistryFile; result: T }>): Promise<T> {
+    return this.locked(async () => {
+      const data = await this.read();
+      const { data: next, result } = await fn(data);
+      if (next) await this.write(next);
+      return result;
+    });
+  }
+
+  /** Run `fn` holding the registry's lock (one lock for records and history). */
+  private async locked<T>(fn: () => Promise<T>): Promise<T> {
     await mkdir(this.dir, { recursive: true });
     let release: () => Promise<void>;
     try {
@@ -112,10 +134,7 @@ export class LocalRegistry implements Registry {
       });
     }
     try {
-      const data = await this.read();
-      const { data: next, result } = await fn(data);
-      if (next) await this.write(next);
-      return result;
+      return await fn();
     } finally {
       await release();
     }
@@ -162,6 +181,38 @@ export class LocalRegistry implements Registry {
       delete data.agents[slug];
       return { data, result: true };
     });
+  }
+
+  private async readHistory(): Promise<Record<string, HistoryEntry[]>> {
+    let text: string;
+    try {
+      text = await readFile(this.historyPath, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return Object.create(null) as Record<string, HistoryEntry[]>;
+      throw new AppError('REGISTRY_UNREACHABLE', `cannot read ${this.historyPath}: ${messageOf(err)}`, { hint: 'check the permissions of the workspace and its .nexus folder', cause: err });
+    }
+    let parsed: z.infer<typeof historyFileSchema>;
+    try {
+      parsed = historyFileSchema.parse(JSON.parse(text));
+    } catch {
+      throw new AppError('REGISTRY_CORRUPT', `${this.historyPath} is not a history file this version reads`, { hint: 'move it away (only the agents\' lifecycle history is lost); nothing was changed' });
+    }
+    return Object.assign(Object.create(null) as Record<string, HistoryEntry[]>, parsed.agents as Record<string, HistoryEntry[]>);
+  }
+
+  async appendHistory(slug: string, entry: { event: HistoryEvent; reason?: string | undefined }): Promise<void> {
+    const e = checkHistoryEntry(slug, entry);
+    await this.locked(async () => {
+      const agents = await this.readHistory();
+      const list = (Object.hasOwn(agents, slug) ? agents[slug]! : []).concat({ ...e, at: isoNow(this.clock) });
+      agents[slug] = list.slice(-LOCAL_HISTORY_LIMIT);
+      await writeFileAtomic(this.historyPath, JSON.stringify({ version: 1, agents }) + '\n', { mode: 0o600 });
+    });
+  }
+
+  async history(slug: string): Promise<HistoryEntry[]> {
+    const agents = await this.readHistory();
+    return Object.hasOwn(agents, slug) ? agents[slug]! : [];
   }
 
   async close(): Promise<void> {}

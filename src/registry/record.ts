@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { VERSION_HISTORY } from '../conventions.js';
 import { AppError, type ErrorCode } from '../errors.js';
 import { isAgentName, isSlug, isVersion, MAX_SLUG_LENGTH } from '../names.js';
-import type { AgentRecord } from './registry.js';
+import { HISTORY_EVENTS, type AgentRecord, type HistoryEvent } from './registry.js';
 
 /** A capability or category token: what `planCapabilities` produces (lowercase, digits, `_`). */
 const TOKEN_RE = /^[a-z][a-z0-9_]{0,39}$/;
@@ -95,4 +95,23 @@ export function parseAgentRecord(data: unknown, where: string, code: ErrorCode, 
  */
 export function checkRecordToWrite(record: AgentRecord): AgentRecord {
   return parseAgentRecord(record, 'refusing to write the record', 'USAGE', 'nothing was written; fix the value named above');
+}
+
+/** Longest `reason` a history entry keeps (characters). */
+export const HISTORY_REASON_MAX = 500;
+
+/**
+ * Check a history entry before a registry appends it: a slug (src/names.ts), a known event, a
+ * one-line reason (control characters replaced, at most HISTORY_REASON_MAX characters).
+ * Returns the entry to store. @throws AppError USAGE naming the bad value; nothing is written.
+ */
+export function checkHistoryEntry(slug: string, entry: { event: HistoryEvent; reason?: string | undefined }): { event: HistoryEvent; reason?: string } {
+  if (!isSlug(slug)) throw new AppError('USAGE', `refusing to write history: agent slug ${quoted(slug)} is not a slug`, { hint: 'nothing was written' });
+  if (!(HISTORY_EVENTS as readonly string[]).includes(entry.event)) {
+    throw new AppError('USAGE', `refusing to write history of '${slug}': unknown event ${quoted(entry.event)}`, { hint: `events: ${HISTORY_EVENTS.join(', ')}; nothing was written` });
+  }
+  if (entry.reason === undefined) return { event: entry.event };
+  // eslint-disable-next-line no-control-regex
+  const line = entry.reason.replace(/[\u0000-\u001f\u007f]+/g, ' ');
+  return { event: entry.event, reason: line.length > HISTORY_REASON_MAX ? `${line.slice(0, HISTORY_REASON_MAX - 3)}...` : line };
 }

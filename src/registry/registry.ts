@@ -70,6 +70,28 @@ export type NewAgent = Pick<AgentRecord, 'name' | 'slug' | 'description' | 'capa
 /** Fields `update` may change. name, slug, port and createdAt are fixed for a record's life. */
 export type AgentPatch = Partial<Omit<AgentRecord, 'name' | 'slug' | 'port' | 'createdAt' | 'updatedAt'>>;
 
+/**
+ * Lifecycle events kept in an agent's history: the registry's own (created, built, started,
+ * stopped, unhealthy, failed, removed, imported) and the supervisor's (restarted, recovered,
+ * restored, scaled; failed when it gives up).
+ */
+export const HISTORY_EVENTS = ['created', 'built', 'started', 'stopped', 'unhealthy', 'failed', 'removed', 'imported', 'restarted', 'recovered', 'restored', 'scaled'] as const;
+export type HistoryEvent = (typeof HISTORY_EVENTS)[number];
+
+/** One history entry, as `history` returns it. Never holds secrets. */
+export interface HistoryEntry {
+  event: HistoryEvent;
+  /** ISO-8601 time. */
+  at: string;
+  /** The status recorded with it (registry events), if any. */
+  status?: AgentStatus | null | undefined;
+  /** Why (supervisor decisions), one line. */
+  reason?: string | undefined;
+}
+
+/** Entries the local registry keeps per agent (the oldest go first). */
+export const LOCAL_HISTORY_LIMIT = 200;
+
 /** How `create` picks the port: exactly `requested`, or the lowest free port of `range`. */
 export interface PortRequest {
   range: PortRange;
@@ -96,5 +118,13 @@ export interface Registry {
   update(slug: string, patch: AgentPatch): Promise<AgentRecord>;
   /** Returns true when a record was removed. */
   remove(slug: string): Promise<boolean>;
+  /**
+   * Append a lifecycle event to an agent's history (kept after the record is removed, as an audit
+   * trail). `reason` is one line (truncated to 500 characters). The local registry keeps the last
+   * LOCAL_HISTORY_LIMIT entries per agent. @throws AppError USAGE for an unknown event or a bad slug
+   */
+  appendHistory(slug: string, entry: { event: HistoryEvent; reason?: string | undefined }): Promise<void>;
+  /** An agent's history, oldest first (empty when none). */
+  history(slug: string): Promise<HistoryEntry[]>;
   close(): Promise<void>;
 }

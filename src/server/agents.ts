@@ -59,6 +59,7 @@ const Agent = Type.Object(
     health: Health,
     tools: Type.Array(Type.String()),
     image: Type.Optional(Type.String()),
+    version: Type.Optional(Type.String({ description: 'recorded version (semver)' })),
     replicas: Type.Array(Replica),
     inRotation: Type.Integer({ description: 'replicas the gateway may call' }),
     stats: Type.Optional(Stats),
@@ -182,10 +183,12 @@ async function describeAgents(ctx: ManagerContext, withStats: boolean) {
   await Promise.all(listed.agents.map(async (a) => views.set(a.slug, await ctx.rotation.rotation(a.slug))));
   const running = [...views.values()].flat().filter((v) => v.state === 'running').map((v) => v.id);
   const stats = withStats ? await sampleStats(ctx, running) : new Map<string, ContainerStats>();
+  const versions = new Map((await ctx.snapshot.get()).records.map((r) => [r.slug, r.version]));
   return listed.agents.map((a) => {
     const replicas = (views.get(a.slug) ?? []).map((v) => ({ ...v, ...(stats.has(v.id) ? { stats: stats.get(v.id) } : {}) }));
     const total = sum(replicas.flatMap((r) => (r.stats ? [r.stats] : [])));
-    return { ...a, replicas, inRotation: replicas.filter((r) => r.inRotation).length, ...(total ? { stats: total } : {}) };
+    const version = versions.get(a.slug);
+    return { ...a, ...(version ? { version } : {}), replicas, inRotation: replicas.filter((r) => r.inRotation).length, ...(total ? { stats: total } : {}) };
   });
 }
 

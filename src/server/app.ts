@@ -29,9 +29,11 @@ export interface ServerDeps {
    * Domain plugins, registered after the built-in ones:
    * - `api`: inside the protected `/api/v1` scope (token, per-IP and per-token limits, scope from
    *   each route's `config.scope`; routes are relative, e.g. `/agents`);
-   * - `root`: at the root, unprotected (a dashboard's static assets, `/ws/agent` with its own auth).
+   * - `root`: at the root, unprotected (a dashboard's static assets, `/ws/agent` with its own auth);
+   * - `protectedRoot`: at the root, protected exactly as `/api/v1` (token, limits, `config.scope`):
+   *   the MCP door `/mcp` and `/.well-known/agents.json`.
    */
-  plugins?: { api?: ManagerPlugin[]; root?: ManagerPlugin[] } | undefined;
+  plugins?: { api?: ManagerPlugin[]; root?: ManagerPlugin[]; protectedRoot?: ManagerPlugin[] } | undefined;
   /** Largest request body, bytes (default 1 MiB). */
   bodyLimit?: number | undefined;
 }
@@ -72,7 +74,7 @@ function loggerOptions(log: ServerDeps['log']): FastifyServerOptions['logger'] {
  * 5. `GET /health` (public);
  * 6. `/api/v1` (protected, see auth.ts `protect`): `GET /openapi.json`, the token routes, then
  *    `deps.plugins.api` in order (agents, gateway, tasks, streams, ...);
- * 7. `GET /metrics` (protected, viewer);
+ * 7. `GET /metrics` (protected, viewer), then `deps.plugins.protectedRoot` in order (MCP door, ...);
  * 8. `deps.plugins.root` in order (dashboard, ...).
  * Closing (`app.close()`) lets in-flight requests finish, answers new ones 503, and runs every
  * plugin's `onClose` hooks.
@@ -139,6 +141,7 @@ export async function buildServer(deps: ServerDeps): Promise<ManagerApp> {
   await app.register(async (scope) => {
     protect(scope, auth);
     await scope.register(metricsRoute);
+    for (const plugin of deps.plugins?.protectedRoot ?? []) await scope.register(plugin);
   });
   for (const plugin of deps.plugins?.root ?? []) await app.register(plugin);
   await app.ready();

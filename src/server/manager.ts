@@ -7,10 +7,14 @@ import { findRecord, observedRotation, SnapshotCache, type RotationSource } from
 import { agentsPlugin } from './agents.js';
 import { commandRoutes, CommandCenter } from './commands.js';
 import { agentSocketRoute, AgentConnections, connectionRoutes, recordLookup } from './connections.js';
+import { agentsDirectoryPlugin } from './agents-directory.js';
+import { McpDoor, mcpDoorPlugin, type McpDoorOptions } from './mcp-door.js';
+import { dashboardApi, dashboardAssets } from './dashboard.js';
 import { buildServer, type ManagerApp, type ManagerPlugin, type ServerDeps } from './app.js';
 import { EventBus, fleetStreamEvent, startMetricsProducer, taskStreamEvent, type StreamEventInput } from './events-bus.js';
 import { Gateway, type GatewayAgent, type GatewayOptions } from './gateway/gateway.js';
 import { serveManager } from './serve.js';
+import { superviseManager } from './supervisor.js';
 import { streamRoutes } from './streams.js';
 import { GatewayFigures } from './gateway/figures.js';
 import { createTasks, type DispatcherOptions, type RunningTasks } from '../tasks/index.js';
@@ -94,6 +98,10 @@ export interface CreateManagerOptions {
    * ms a socket has to send its HELLO (10,000).
    */
   connections?: { heartbeatIntervalS?: number | undefined; missedHeartbeats?: number | undefined; helloTimeoutMs?: number | undefined } | undefined;
+  /** The MCP door at /mcp (sessions bounded and expiring, tool-list polling); src/server/mcp-door.ts. */
+  mcp?: McpDoorOptions | undefined;
+  /** Where the dashboard's built assets are (default dist/dashboard, see src/server/dashboard.ts). */
+  dashboardDir?: string | undefined;
   /** The supervisor (see ManagerSupervisor); none by default. */
   supervisor?: ((ctx: ManagerContext) => ManagerSupervisor | Promise<ManagerSupervisor>) | undefined;
 }
@@ -111,6 +119,8 @@ export interface Manager {
   connections: AgentConnections;
   /** Commands sent to agents (POST /api/v1/commands). */
   commands: CommandCenter;
+  /** The MCP door (`/mcp`): its sessions and tool list. */
+  door: McpDoor;
   /** Close the app (in-flight requests finish), then the supervisor, the gateway's pools, the fleet. Idempotent. */
   close(): Promise<void>;
 }
@@ -187,10 +197,12 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
     clock,
   });
 
+  const door = new McpDoor(ctx, opts.mcp);
   let torn = false;
   const teardown = async () => {
     if (torn) return;
     torn = true;
+    await door.close();
     await tasks.close().catch(() => undefined);
     connections.close();
     commands.close();
@@ -213,8 +225,9 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
       limits: opts.limits,
       log: opts.log,
       plugins: {
-        api: [agentsPlugin(ctx), tasks.plugin, streamRoutes({ bus: events, ...(opts.streamHeartbeatMs ? { heartbeatMs: opts.streamHeartbeatMs } : {}) }), commandRoutes(commands), connectionRoutes(connections, { fleet: () => fleet.deps, invalidate: () => snapshot.invalidate() }), ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
-        root: [shutdown, agentSocketRoute(connections), ...(opts.plugins?.root ?? []).map((f) => f(ctx))],
+        api: [agentsPlugin(ctx), tasks.plugin, streamRoutes({ bus: events, ...(opts.streamHeartbeatMs ? { heartbeatMs: opts.streamHeartbeatMs } : {}) }), dashboardApi(ctx), commandRoutes(commands), connectionRoutes(connections, { fleet: () => fleet.deps, invalidate: () => snapshot.invalidate() }), ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
+        root: [shutdown, dashboardAssets(opts.dashboardDir), agentSocketRoute(connections), ...(opts.plugins?.root ?? []).map((f) => f(ctx))],
+        protectedRoot: [mcpDoorPlugin(door), agentsDirectoryPlugin(ctx)],
       },
     });
   } catch (err) {
@@ -231,7 +244,7 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
     throw err;
   }
   tasks.dispatcher.start();
-  return { app, fleet, gateway, events, context: ctx, tasks, connections, commands, close: () => app.close() };
+  return { app, fleet, gateway, events, context: ctx, tasks, door, connections, commands, close: () => app.close() };
 }
 
 /** Slugs of the agents whose record lists `capability` and that have a replica in rotation now. */
@@ -260,7 +273,8 @@ export interface ServeResult {
 
 /**
  * `agent serve [--port 8070] [--host 127.0.0.1]`: the workspace's manager in the foreground
- * (createManager behind serveManager). Prints `manager listening on <url>` to `io.out`; request
+ * (createManager behind serveManager) with its supervisor (src/server/supervisor.ts: health
+ * checks, restarts, desired state, autoscaling; the gateway follows its rotation). Prints `manager listening on <url>` to `io.out`; request
  * logs (pino, tokens redacted) go to stderr. Stops cleanly when `io.signal` aborts (the CLI aborts
  * it on SIGTERM/SIGINT): new requests get 503, in-flight ones finish, then everything closes.
  * @throws AppError SERVE_HOST_UNPROTECTED for a non-loopback host without NEXUS_MANAGER_TOKEN
@@ -280,7 +294,7 @@ export async function serveWorkspace(
     handleSignals: false,
     print: (line) => io.out.write(`${line}\n`),
     log: { level: 'info', stream: process.stderr },
-    build: async (d) => (await createManager({ config: deps.config, env, engine: deps.engine, clock: deps.clock, bootstrapToken: d.bootstrapToken, log: d.log })).app,
+    build: async (d) => (await createManager({ config: deps.config, env, engine: deps.engine, clock: deps.clock, bootstrapToken: d.bootstrapToken, log: d.log, supervisor: superviseManager() })).app,
   });
   const stop = () => void running.close();
   if (io.signal?.aborted) stop();

@@ -13,8 +13,14 @@ import { RestartTracker, RestartPolicySchema, type RestartPolicy } from './resta
 export type SupervisorEvent =
   | { type: 'replica_out' | 'replica_in'; agent: string; replica: string; at: number; reason: string }
   | { type: 'restart_requested'; agent: string; replica: string; at: number; delayMs: number; attempt: number; reason: string }
-  | { type: 'failed'; agent: string; replica: string; at: number; reason: string }
-  | { type: 'scale_out' | 'scale_in'; agent: string; at: number; replicas: number; reason: string };
+  | { type: 'failed'; agent: string; replica?: string | undefined; at: number; reason: string }
+  | { type: 'scale_out' | 'scale_in' | 'scale_hold'; agent: string; at: number; replicas: number; reason: string }
+  /** The supervisor acted (supervisor.ts): restarted a replica, restored an agent's desired state. */
+  | { type: 'restarted' | 'restored'; agent: string; replica?: string | undefined; at: number; reason: string }
+  /** An agent that was down (no replica in rotation) has a replica in rotation again. */
+  | { type: 'recovered'; agent: string; at: number; reason: string }
+  /** An action of the supervisor did not work (it is retried per the restart policy). */
+  | { type: 'action_failed'; agent: string; at: number; action: string; reason: string };
 
 /** A replica to probe. */
 export interface ProbeTarget {
@@ -78,7 +84,9 @@ export class HealthProber {
 
   /**
    * Replace the set of replicas to probe. New ones start out of rotation; a changed `startedAt`
-   * (the replica restarted) opens a new grace period; gone ones are forgotten.
+   * (the replica restarted or was recreated under the same id) opens a new grace period and puts
+   * it out of rotation until its next passing check, keeping its restart count; gone ones are
+   * forgotten.
    */
   setTargets(targets: readonly ProbeTarget[]): void {
     const ids = new Set(targets.map((t) => t.id));
@@ -95,7 +103,11 @@ export class HealthProber {
       this.tracker.add(t.id);
       const rt = this.restarts.get(t.id);
       if (!rt) this.restarts.set(t.id, new RestartTracker(this.policy, t.startedAt, this.opts.random));
-      else if (prev && prev.startedAt !== t.startedAt) rt.started(t.startedAt);
+      else if (prev && prev.startedAt !== t.startedAt) {
+        rt.started(t.startedAt);
+        this.tracker.remove(t.id);
+        this.tracker.add(t.id);
+      }
     }
   }
 
@@ -123,6 +135,11 @@ export class HealthProber {
     } finally {
       await this.dispatcher.close().catch(() => undefined);
     }
+  }
+
+  /** Close the probe connections (run() does it when it ends). */
+  async close(): Promise<void> {
+    await this.dispatcher.close().catch(() => undefined);
   }
 
   private apply(t: ProbeTarget, passed: boolean, at: number): void {

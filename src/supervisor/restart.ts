@@ -113,6 +113,7 @@ export class RestartTracker {
     if (passed) {
       const had = this.streak;
       this.streak = 0;
+      this.pending = false; // a pending restart is cancelled (Nomad check_restart)
       return { action: 'none', reason: had ? `check passed: ${had} failing check(s) forgiven` : 'healthy' };
     }
     if (this.pending) return { action: 'none', reason: 'restart already requested' };

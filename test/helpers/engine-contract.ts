@@ -148,6 +148,35 @@ export function engineContract(kind: string, fixture: () => Promise<EngineFixtur
       expect(b.id).toBe(a.id);
     });
 
+    it('streams container events of labelled containers from a start time until aborted', async () => {
+      const f = await fixture();
+      const since = Date.now() - 1000;
+      // another container without the labels: its events are not ours
+      const other = await f.engine.createContainer(spec(f, { labels: { [LABEL.kind]: 'container', 'dev.nexus-delta.contract-other': f.prefix } }));
+      try {
+        const id = await f.engine.createContainer(spec(f));
+        await f.engine.startContainer(other);
+        await f.engine.startContainer(id);
+        const details = await f.engine.inspectContainer(id);
+        expect(details).toMatchObject({ restartPolicy: 'no' });
+        await f.engine.removeContainer(id);
+        const ac = new AbortController();
+        const seen: { kind: string; id: string; exitCode?: number | undefined }[] = [];
+        for await (const ev of f.engine.events(f.labels, ac.signal, since)) {
+          expect(ev.labels).toMatchObject(f.labels);
+          if (ev.id === id || ev.id === other) seen.push({ kind: ev.kind, id: ev.id, ...(ev.kind === 'die' ? { exitCode: ev.exitCode } : {}) });
+          if (ev.kind === 'destroy' && ev.id === id) ac.abort();
+        }
+        const mine = seen.filter((e) => e.id === id).map((e) => e.kind);
+        expect(mine).toEqual(expect.arrayContaining(['start', 'die', 'destroy']));
+        expect(mine.indexOf('start')).toBeLessThan(mine.indexOf('die'));
+        expect(seen.find((e) => e.id === id && e.kind === 'die')?.exitCode).toEqual(expect.any(Number));
+        expect(seen.some((e) => e.id === other)).toBe(false);
+      } finally {
+        await f.engine.removeContainer(other);
+      }
+    });
+
     it('ensures, connects and removes networks; repeats are fine and a network in use stays', async () => {
       const f = await fixture();
       const net = `${f.prefix}-net`;

@@ -66,6 +66,23 @@ export function registryContract(kind: string, open: () => Promise<Registry>, op
       await r.close();
     });
 
+    it('appends lifecycle events to an agent\'s history, oldest first, one line each; refuses unknown events', async () => {
+      const r = await open();
+      await r.create(agent('Alpha'), { range, isHostPortFree: free });
+      await r.appendHistory('alpha', { event: 'restarted', reason: '3 failing checks in a row\nrestart 1/2' });
+      await r.appendHistory('alpha', { event: 'recovered' });
+      await expect(r.appendHistory('alpha', { event: 'exploded' as never })).rejects.toMatchObject({ code: 'USAGE' });
+      await expect(r.appendHistory('../x', { event: 'restarted' })).rejects.toMatchObject({ code: 'USAGE' });
+      // the registry's own events (Firestore records created/started...) may be there too
+      const mine = (await r.history('alpha')).filter((h) => h.event === 'restarted' || h.event === 'recovered');
+      expect(mine).toEqual([
+        expect.objectContaining({ event: 'restarted', reason: '3 failing checks in a row restart 1/2', at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) }),
+        expect.objectContaining({ event: 'recovered' }),
+      ]);
+      expect(await r.history('ghost')).toEqual([]);
+      await r.close();
+    });
+
     it('update of a missing agent is AGENT_NOT_FOUND', async () => {
       const r = await open();
       await expect(r.update('ghost', { status: 'running' })).rejects.toMatchObject({ code: 'AGENT_NOT_FOUND' });

@@ -23,6 +23,15 @@ describe('resolveConfig', () => {
     expect(c.images.offline).toBe('always');
   });
 
+  it('reads autoscale by agent slug with the defaults, and names a bad entry', () => {
+    const c = resolveConfig('/w', { autoscale: { 'data-agent': { max: 4, target_inflight_per_replica: 8 } } }, {});
+    expect(c.autoscale).toEqual({ 'data-agent': { min: 1, max: 4, target_inflight_per_replica: 8, scale_in_cooldown_s: 300, scale_out_window_s: 30 } });
+    expect(resolveConfig('/w', {}, {}).autoscale).toBeUndefined();
+    expect(() => resolveConfig('/w', { autoscale: { 'data-agent': { min: 3, max: 2, target_inflight_per_replica: 1 } } }, {})).toThrow(/nexus.yaml: autoscale.data-agent.max: max must be >= min/);
+    expect(() => resolveConfig('/w', { autoscale: { 'data-agent': { max: 2, target_inflight_per_replica: 0 } } }, {})).toThrow(/autoscale.data-agent.target_inflight_per_replica/);
+    expect(() => resolveConfig('/w', { autoscale: { '../x': { max: 2, target_inflight_per_replica: 1 } } }, {})).toThrow(/autoscale/);
+  });
+
   it('names the bad field', () => {
     expect(() => resolveConfig('/w', { ports: { rnage: '1-2' } }, {})).toThrow(/nexus.yaml: ports/);
     expect(() => resolveConfig('/w', { resources: { memoryMiB: 4 } }, {})).toThrow(/resources.memoryMiB/);

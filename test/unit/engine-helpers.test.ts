@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { demuxLogBuffer, dockerOptions, engineEndpoint, splitRef } from '../../src/engine/docker.js';
+import { demuxLogBuffer, dockerOptions, engineEndpoint, engineEventOf, splitRef } from '../../src/engine/docker.js';
+import { openDockerEngine } from '../../src/engine/open.js';
 import { parseLdd } from '../../src/engine/rootfs.js';
 
 describe('parseLdd', () => {
@@ -39,5 +40,22 @@ describe('engine addressing', () => {
     expect(splitRef('nexus-delta-agent:latest')).toEqual(['nexus-delta-agent', 'latest']);
     expect(splitRef('localhost:5000/a/b')).toEqual(['localhost:5000/a/b', 'latest']);
     expect(splitRef('localhost:5000/a:1.2')).toEqual(['localhost:5000/a', '1.2']);
+  });
+});
+
+describe('engine events', () => {
+  it('reads an Engine API /events line: kind, id, labels, time in ms, exit code', () => {
+    const line = { Type: 'container', Action: 'die', Actor: { ID: 'abc', Attributes: { exitCode: '137', 'dev.nexus-delta.agent': 'a' } }, time: 1700000000, timeNano: 1700000000123456789 };
+    expect(engineEventOf(line)).toEqual({ kind: 'die', id: 'abc', labels: { exitCode: '137', 'dev.nexus-delta.agent': 'a' }, at: 1700000000123, exitCode: 137 });
+    expect(engineEventOf({ ...line, Action: 'exec_start: sh', Actor: { ID: 'abc' } })).toBeUndefined();
+    expect(engineEventOf({ ...line, Type: 'network' })).toBeUndefined();
+    expect(engineEventOf({ Type: 'container', Action: 'health_status: unhealthy', Actor: { ID: 'x' }, time: 2 })).toBeUndefined();
+  });
+
+  it('the lazily loaded engine gives events as a stream (not a promise) that ends when the signal is aborted', async () => {
+    const engine = openDockerEngine({ DOCKER_HOST: 'unix:///nonexistent.sock' });
+    const seen: unknown[] = [];
+    for await (const ev of engine.events({}, AbortSignal.abort())) seen.push(ev);
+    expect(seen).toEqual([]);
   });
 });
