@@ -48,7 +48,7 @@ const startView: View = { human: renderStart };
 
 /** The human renderers, by use case name (src/fleet/usecases.ts). */
 export const VIEWS: Record<string, View> = {
-  create: { human: (r) => `created ${r.agent.name} (${r.agent.slug}) on port ${r.agent.port}\n  source: ${r.path}\n  tools:  ${r.tools.join(', ')}\nnext: npm run agent -- start --name ${r.agent.name}` },
+  create: { human: (r) => `created ${r.agent.name} (${r.agent.slug}) on port ${r.agent.port}\n  source: ${r.path}\n  tools:  ${r.tools.join(', ')}\n  connection token (NEXUS_AGENT_TOKEN, shown once): ${r.agentToken}\nnext: npm run agent -- start --name ${r.agent.name}` },
   build: {
     human: (r) => {
       const rows = r.agents.map((a: any) => [a.name, a.image, a.built ? 'built' : 'up to date']);
@@ -125,6 +125,8 @@ export const VIEWS: Record<string, View> = {
   'token list': {
     human: (r) => (r.tokens.length ? table(['id', 'scope', 'label', 'expires', 'revoked'], r.tokens.map((t: any) => [t.jti, t.scope, t.label ?? '', t.expiresAt, t.revoked ? 'yes' : 'no'])) : 'no live tokens'),
   },
+  'token rotate-agent': { human: (r) => `${r.token}\n# new connection token of ${r.agent} (NEXUS_AGENT_TOKEN), shown once; the old one no longer connects` },
+  'token revoke-agent': { human: (r) => (r.revoked ? `revoked the connection token of ${r.agent}` : `${r.agent} had no connection token`) },
   doctor: {
     human: (r) => {
       const mark = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' } as const;

@@ -31,7 +31,7 @@ function registryKind(v: string): string {
   return v;
 }
 /** Descriptions of command groups (`agent registry ...`). */
-const GROUPS: Record<string, string> = { registry: 'move agent records between registries (local, firestore)', token: 'manager tokens: create, revoke, list' };
+const GROUPS: Record<string, string> = { registry: 'move agent records between registries (local, firestore)', token: 'manager tokens: create, revoke, list; agent connection tokens: rotate-agent, revoke-agent' };
 function parsePositive(v: string): number {
   const n = Number(v);
   if (!/^\d+$/.test(v)) throw new InvalidArgumentError('must be a whole number');

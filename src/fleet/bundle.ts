@@ -49,7 +49,7 @@ async function bundle(opts: esbuild.BuildOptions): Promise<Bundle> {
 }
 
 /** npm packages bundled into the runtime: their versions are part of its source hash. */
-const RUNTIME_DEPENDENCIES = ['fastify', 'ajv', 'prom-client', '@modelcontextprotocol/sdk', 'piscina'];
+const RUNTIME_DEPENDENCIES = ['fastify', 'ajv', 'prom-client', '@modelcontextprotocol/sdk', 'piscina', 'ws'];
 /**
  * npm packages the runtime loads from node_modules instead of its bundle: piscina starts its
  * workers from its own dist/worker.js, which a bundle would not have.

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { AppError } from '../errors.js';
 import { agentUrl } from '../conventions.js';
 import { logger } from '../log.js';
@@ -9,6 +10,7 @@ import { nameTaken } from '../registry/errors.js';
 import type { AgentRecord } from '../registry/registry.js';
 import { planCapabilities } from '../scaffold/capabilities.js';
 import { renderAgentFiles, writeAgentDir } from '../scaffold/render.js';
+import { agentTokenFile, issueAgentToken } from './agent-tokens.js';
 import type { FleetDeps } from './context.js';
 
 const log = logger('fleet');
@@ -28,6 +30,11 @@ export interface CreateResult {
   path: string;
   tools: string[];
   url: string;
+  /**
+   * The agent's connection token for `/ws/agent` (NEXUS_AGENT_TOKEN), shown this once: the
+   * registry keeps only its sha256 (src/fleet/agent-tokens.ts).
+   */
+  agentToken: string;
 }
 
 /**
@@ -64,14 +71,17 @@ export async function createAgent(deps: FleetDeps, opts: CreateOptions): Promise
     },
     { range: config.ports.range, requested: opts.port, isHostPortFree: hostPortProbe(config.ports.bindAddress) },
   );
+  let agentToken: string;
   try {
+    agentToken = await issueAgentToken(deps, slug);
     const files = await renderAgentFiles({ ...record, tools: plan.tools });
     await writeAgentDir(dir, files);
   } catch (err) {
     await registry.remove(slug);
+    await rm(agentTokenFile(config.workspace, slug), { force: true });
     throw err;
   }
   log.debug({ agent: slug, port: record.port }, 'agent created');
-  return { agent: record, path: dir, tools: plan.tools, url: agentUrl(config, record.port) };
+  return { agent: (await registry.get(slug)) ?? record, path: dir, tools: plan.tools, url: agentUrl(config, record.port), agentToken };
 }
 

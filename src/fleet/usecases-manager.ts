@@ -8,6 +8,7 @@ import type { UseCase } from './usecase.js';
  */
 const server = () => import('../server/manager.js');
 const tokens = () => import('../server/tokens.js');
+const agentTokens = () => import('./agent-tokens.js');
 const SCOPES = ['viewer', 'operator', 'admin'] as const;
 
 export const MANAGER_USE_CASES = [
@@ -47,4 +48,18 @@ export const MANAGER_USE_CASES = [
     input: z.object({}),
     run: async (_, deps) => ({ tokens: await (await tokens()).listTokens({ workspace: deps.config.workspace }) }),
   } satisfies UseCase<Record<string, never>>,
+  {
+    name: 'token rotate-agent',
+    description: 'issue a new connection token for an agent (/ws/agent); the old one stops working; printed once',
+    options: [{ flags: '--name <name>', description: 'agent name or slug', required: true }],
+    input: z.object({ name: z.string().min(1) }),
+    run: async (o, deps) => (await agentTokens()).rotateAgentToken(deps, { name: o.name }),
+  } satisfies UseCase<{ name: string }>,
+  {
+    name: 'token revoke-agent',
+    description: "revoke an agent's connection token: its HELLO is refused (4401) until a new one is issued",
+    options: [{ flags: '--name <name>', description: 'agent name or slug', required: true }],
+    input: z.object({ name: z.string().min(1) }),
+    run: async (o, deps) => (await agentTokens()).revokeAgentToken(deps, { name: o.name }),
+  } satisfies UseCase<{ name: string }>,
 ] as const;

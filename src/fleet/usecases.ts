@@ -17,7 +17,7 @@ export type UseCaseName =
   | 'create' | 'build' | 'start' | 'start-all' | 'stop' | 'stop-all' | 'restart' | 'list' | 'logs' | 'remove' | 'demo'
   | 'register' | 'unregister' | 'cards' | 'compose' | 'routes' | 'scale' | 'push' | 'deploy'
   | 'registry export' | 'registry import' | 'registry migrate' | 'doctor'
-  | 'serve' | 'token create' | 'token revoke' | 'token list' | 'rollout' | 'rollback';
+  | 'serve' | 'token create' | 'token revoke' | 'token list' | 'token rotate-agent' | 'token revoke-agent' | 'rollout' | 'rollback';
 
 /** The use case named `name` (command words, e.g. 'registry export'), or undefined. */
 export function useCase(name: string): UseCase | undefined {

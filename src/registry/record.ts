@@ -58,6 +58,8 @@ export const agentRecordSchema = z.looseObject({
   versions: z.array(versionSchema).max(VERSION_HISTORY, `keeps at most ${VERSION_HISTORY} versions`).optional(),
   marketplace: marketplaceSchema.optional(),
   lastError: z.string().optional(),
+  /** The per-agent connection token's hash (src/fleet/agent-tokens.ts): sha256 hex of the token, never the token. */
+  agentToken: z.strictObject({ scheme: z.literal('sha256'), hash: z.string().regex(/^[0-9a-f]{64}$/, 'must be a sha256 hex digest'), issuedAt: z.string() }).optional(),
   createdAt: z.string(),
   updatedAt: z.string(),
 });

@@ -47,6 +47,8 @@ export interface AgentRecord {
   marketplace?: { id: string; key: string; url: string; cardHash: string; status: 'available' | 'unavailable'; registeredAt: string; pending?: ListingChange | undefined } | undefined;
   /** Last error message (status failed/unhealthy). */
   lastError?: string | undefined;
+  /** Hash of the agent's connection token for `/ws/agent` (src/fleet/agent-tokens.ts); never the token itself. */
+  agentToken?: { scheme: 'sha256'; hash: string; issuedAt: string } | undefined;
   /** ISO-8601 timestamps. */
   createdAt: string;
   updatedAt: string;

@@ -1,6 +1,10 @@
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AgentDefinition } from './define.js';
+import type { Registry as MetricsRegistry } from 'prom-client';
+import { connectToManager, type ManagerLink } from './connect.js';
+import type { InvokeTool } from './invoke.js';
 import { buildServer } from './server.js';
 
 /**
@@ -32,7 +36,9 @@ export async function runAgent(modulePath: string): Promise<void> {
   const mod = (await import(pathToFileURL(modulePath).href)) as { default?: AgentDefinition };
   const agent = mod.default;
   if (!agent?.tools) throw new Error(`${modulePath} does not export an agent (export default defineAgent({...}))`);
+  let invoker: { invokeTool: InvokeTool; metrics: MetricsRegistry } | undefined;
   const app = await buildServer(agent, {
+    onInvoker: (invokeTool, metrics) => (invoker = { invokeTool, metrics }),
     logger: { level: process.env.LOG_LEVEL ?? 'info' },
     publicUrl: process.env.AGENT_PUBLIC_URL || undefined,
     ...(bodyLimitBytes ? { bodyLimitBytes } : {}),
@@ -40,6 +46,8 @@ export async function runAgent(modulePath: string): Promise<void> {
   });
   await app.listen({ port, host: '0.0.0.0' });
   app.log.info({ agent: agent.name, version: agent.version, tools: agent.tools.map((t) => t.name) }, 'agent ready');
+  const link = linkFromEnv(agent, invoker!, app.log);
+  if (link) app.addHook('onClose', async () => link.close());
   let closing = false;
   const stop = (signal: string) => {
     if (closing) return;
@@ -53,3 +61,54 @@ export async function runAgent(modulePath: string): Promise<void> {
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
 }
+
+/** Tool call counts by tool and outcome, from the invoker's `nexus_agent_tool_calls_total`. */
+export async function toolCallCounts(metrics: MetricsRegistry): Promise<Record<string, Record<string, number>>> {
+  const out: Record<string, Record<string, number>> = {};
+  const m = await metrics.getSingleMetric('nexus_agent_tool_calls_total')?.get();
+  for (const v of m?.values ?? []) {
+    const tool = String(v.labels.tool ?? '');
+    const outcome = String(v.labels.outcome ?? '');
+    (out[tool] ??= {})[outcome] = v.value;
+  }
+  return out;
+}
+
+/**
+ * The manager link of an agent (connect.ts) when NEXUS_MANAGER_URL and NEXUS_AGENT_TOKEN are both
+ * set, else undefined. Also read: NEXUS_AGENT_ID (default the agent's name), NEXUS_AGENT_SITE
+ * (default the hostname), NEXUS_RECONNECT_INTERVAL_MS (first backoff, default 1000),
+ * NEXUS_MAX_RECONNECT_ATTEMPTS (0 = forever, the default), NEXUS_TELEMETRY_INTERVAL_S (default:
+ * the welcome's heartbeat interval).
+ * @throws Error naming a malformed variable (never the token's value).
+ */
+export function linkFromEnv(
+  agent: AgentDefinition,
+  invoker: { invokeTool: InvokeTool; metrics: MetricsRegistry },
+  log: ManagerLinkLog,
+  env: NodeJS.ProcessEnv = process.env,
+): ManagerLink | undefined {
+  const url = env.NEXUS_MANAGER_URL;
+  const token = env.NEXUS_AGENT_TOKEN;
+  if (!url || !token) return undefined;
+  const reconnectIntervalMs = envInt('NEXUS_RECONNECT_INTERVAL_MS', 10, env);
+  const maxReconnectAttempts = envInt('NEXUS_MAX_RECONNECT_ATTEMPTS', 0, env);
+  const telemetryIntervalS = envInt('NEXUS_TELEMETRY_INTERVAL_S', 1, env);
+  return connectToManager({
+    url,
+    token,
+    agentId: env.NEXUS_AGENT_ID || agent.name,
+    site: env.NEXUS_AGENT_SITE || hostname(),
+    version: agent.version,
+    capabilities: agent.capabilities ?? [],
+    tools: agent.tools.map((t) => t.name),
+    invokeTool: invoker.invokeTool,
+    toolCalls: () => toolCallCounts(invoker.metrics),
+    ...(reconnectIntervalMs !== undefined ? { reconnectIntervalMs } : {}),
+    ...(maxReconnectAttempts !== undefined ? { maxReconnectAttempts } : {}),
+    telemetryIntervalS,
+    log,
+  });
+}
+
+type ManagerLinkLog = { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };

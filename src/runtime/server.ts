@@ -5,7 +5,7 @@ import { registerA2a } from './a2a.js';
 import { buildA2aCard } from './card.js';
 import { checkJsonCost, ContractError, ERR, type ErrCode } from './contract.js';
 import type { AgentDefinition } from './define.js';
-import { createToolInvoker, type ToolRunnerOptions } from './invoke.js';
+import { createToolInvoker, type InvokeTool, type ToolRunnerOptions } from './invoke.js';
 import { registerMcp } from './mcp.js';
 
 /** Default request body limit: 1 MiB. */
@@ -40,6 +40,8 @@ export interface ServerOptions {
    * in worker threads that can be stopped. Default: this thread, results up to 4 MiB.
    */
   tools?: Partial<ToolRunnerOptions>;
+  /** Handed the server's invokeTool and metrics registry once built (runAgent: the manager link answers commands through them). */
+  onInvoker?: (invokeTool: InvokeTool, metrics: MetricsRegistry) => void;
 }
 
 /**
@@ -86,6 +88,7 @@ export async function buildServer(agent: AgentDefinition, opts: ServerOptions = 
   const shutdown = new AbortController();
   app.addHook('onClose', async () => shutdown.abort());
   const invokeTool = createToolInvoker(agent, { ...opts.tools, metrics, shutdown: shutdown.signal, log: app.log });
+  opts.onInvoker?.(invokeTool, metrics);
 
   app.setErrorHandler((err: FastifyError | ContractError, req, reply) => {
     if (err instanceof ContractError) {

@@ -105,6 +105,7 @@ const CreateResult = Type.Object(
     ),
     tools: Type.Array(Type.String()),
     url: Type.String(),
+    agentToken: Type.String({ description: 'the connection token for /ws/agent (NEXUS_AGENT_TOKEN), shown once; the registry keeps only its sha256' }),
   },
   { additionalProperties: false },
 );

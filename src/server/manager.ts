@@ -5,6 +5,8 @@ import type { AgentProbe } from '../fleet/context.js';
 import { openFleet, type Fleet } from '../fleet/open.js';
 import { findRecord, observedRotation, SnapshotCache, type RotationSource } from '../fleet/replicas.js';
 import { agentsPlugin } from './agents.js';
+import { commandRoutes, CommandCenter } from './commands.js';
+import { agentSocketRoute, AgentConnections, connectionRoutes, recordLookup } from './connections.js';
 import { agentsDirectoryPlugin } from './agents-directory.js';
 import { McpDoor, mcpDoorPlugin, type McpDoorOptions } from './mcp-door.js';
 import { dashboardApi, dashboardAssets } from './dashboard.js';
@@ -90,6 +92,12 @@ export interface CreateManagerOptions {
    * env NEXUS_TASKS_REDIS_URL) is set; dispatcher tuning (per-agent limit, lease, backoff).
    */
   tasks?: { redisUrl?: string | undefined; dispatcher?: Omit<DispatcherOptions, 'store' | 'gateway' | 'resolveCapability' | 'clock'> } | undefined;
+  /**
+   * Agent connections (`/ws/agent`, connections.ts): heartbeat interval the welcome asks for,
+   * seconds (default env NEXUS_AGENT_HEARTBEAT_S, else 30); intervals missed before offline (3);
+   * ms a socket has to send its HELLO (10,000).
+   */
+  connections?: { heartbeatIntervalS?: number | undefined; missedHeartbeats?: number | undefined; helloTimeoutMs?: number | undefined } | undefined;
   /** The MCP door at /mcp (sessions bounded and expiring, tool-list polling); src/server/mcp-door.ts. */
   mcp?: McpDoorOptions | undefined;
   /** Where the dashboard's built assets are (default dist/dashboard, see src/server/dashboard.ts). */
@@ -107,6 +115,10 @@ export interface Manager {
   context: ManagerContext;
   /** The task store, its dispatcher (started) and routes. */
   tasks: RunningTasks;
+  /** Agents connected at /ws/agent. */
+  connections: AgentConnections;
+  /** Commands sent to agents (POST /api/v1/commands). */
+  commands: CommandCenter;
   /** The MCP door (`/mcp`): its sessions and tool list. */
   door: McpDoor;
   /** Close the app (in-flight requests finish), then the supervisor, the gateway's pools, the fleet. Idempotent. */
@@ -168,6 +180,23 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
     },
   });
 
+  const heartbeatEnv = Number(env.NEXUS_AGENT_HEARTBEAT_S);
+  const connections = new AgentConnections({
+    lookup: recordLookup(async () => (await snapshot.get()).records),
+    publish,
+    clock,
+    heartbeatIntervalS: opts.connections?.heartbeatIntervalS ?? (Number.isInteger(heartbeatEnv) && heartbeatEnv > 0 ? heartbeatEnv : undefined),
+    missedHeartbeats: opts.connections?.missedHeartbeats,
+    helloTimeoutMs: opts.connections?.helloTimeoutMs,
+  });
+  const commands = new CommandCenter({
+    connections,
+    records: async () => (await snapshot.get()).records,
+    execute: (agent, req) => ctx.gateway.executeViaGateway(agent, req),
+    publish,
+    clock,
+  });
+
   const door = new McpDoor(ctx, opts.mcp);
   let torn = false;
   const teardown = async () => {
@@ -175,6 +204,8 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
     torn = true;
     await door.close();
     await tasks.close().catch(() => undefined);
+    connections.close();
+    commands.close();
     await supervisor?.close().catch(() => undefined);
     await gateway?.close();
     metricsProducer.stop();
@@ -194,8 +225,8 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
       limits: opts.limits,
       log: opts.log,
       plugins: {
-        api: [agentsPlugin(ctx), tasks.plugin, streamRoutes({ bus: events, ...(opts.streamHeartbeatMs ? { heartbeatMs: opts.streamHeartbeatMs } : {}) }), dashboardApi(ctx), ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
-        root: [shutdown, dashboardAssets(opts.dashboardDir), ...(opts.plugins?.root ?? []).map((f) => f(ctx))],
+        api: [agentsPlugin(ctx), tasks.plugin, streamRoutes({ bus: events, ...(opts.streamHeartbeatMs ? { heartbeatMs: opts.streamHeartbeatMs } : {}) }), dashboardApi(ctx), commandRoutes(commands), connectionRoutes(connections, { fleet: () => fleet.deps, invalidate: () => snapshot.invalidate() }), ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
+        root: [shutdown, dashboardAssets(opts.dashboardDir), agentSocketRoute(connections), ...(opts.plugins?.root ?? []).map((f) => f(ctx))],
         protectedRoot: [mcpDoorPlugin(door), agentsDirectoryPlugin(ctx)],
       },
     });
@@ -213,7 +244,7 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
     throw err;
   }
   tasks.dispatcher.start();
-  return { app, fleet, gateway, events, context: ctx, tasks, door, close: () => app.close() };
+  return { app, fleet, gateway, events, context: ctx, tasks, door, connections, commands, close: () => app.close() };
 }
 
 /** Slugs of the agents whose record lists `capability` and that have a replica in rotation now. */

@@ -58,6 +58,8 @@ describe('agents API (fake engine, app.inject)', () => {
       agent: expect.objectContaining({ name: 'DataAgent', slug: 'data-agent', port, desired: 'stopped' }),
       tools: expect.any(Array),
       url: `http://127.0.0.1:${port}`,
+      // the connection token for /ws/agent, shown this once
+      agentToken: expect.stringMatching(/^nxa_[A-Za-z0-9_-]{43}$/),
     });
     // the source path on the server is not part of the answer
     expect(r.json()).not.toHaveProperty('path');

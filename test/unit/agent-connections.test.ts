@@ -1,0 +1,132 @@
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import getPort from 'get-port';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig, type Config } from '../../src/config/config.js';
+import { FakeEngine } from '../../src/engine/fake.js';
+import { agentTokenFile, agentTokenMatches, AGENT_TOKEN_RE, hashAgentToken, newAgentToken, revokeAgentToken, rotateAgentToken } from '../../src/fleet/agent-tokens.js';
+import { createAgent } from '../../src/fleet/create.js';
+import { LocalRegistry } from '../../src/registry/local.js';
+import { agentRecordSchema } from '../../src/registry/record.js';
+import { agentSocketUrl, reconnectDelay } from '../../src/runtime/connect.js';
+import { HelloSchema } from '../../src/server/connections.js';
+import { createManager } from '../../src/server/manager.js';
+import { BOOTSTRAP } from '../helpers/manager.js';
+
+describe('per-agent tokens', () => {
+  let dir: string;
+  let config: Config;
+  let registry: LocalRegistry;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'nexus-agent-tokens-'));
+    const port = await getPort();
+    config = loadConfig(dir, { NEXUS_PORT_RANGE: `${port}-${port}` });
+    registry = new LocalRegistry(dir);
+  });
+  afterEach(async () => {
+    await registry.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('create shows the token once and stores only its sha256; the clear copy for containers is 0600', async () => {
+    const r = await createAgent({ config, registry, engine: new FakeEngine() }, { name: 'DataAgent', capabilities: ['data'] });
+    expect(r.agentToken).toMatch(AGENT_TOKEN_RE);
+    const stored = await readFile(join(dir, '.nexus', 'registry.json'), 'utf8');
+    expect(stored).not.toContain(r.agentToken);
+    expect(r.agent.agentToken).toEqual({ scheme: 'sha256', hash: expect.stringMatching(/^[0-9a-f]{64}$/), issuedAt: expect.any(String) });
+    expect(agentTokenMatches(r.agent.agentToken, r.agentToken)).toBe(true);
+    const file = agentTokenFile(dir, 'data-agent');
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await readFile(file, 'utf8')).trim()).toBe(r.agentToken);
+  });
+
+  it('rotate replaces the token (the old one no longer matches); revoke leaves none', async () => {
+    const r = await createAgent({ config, registry, engine: new FakeEngine() }, { name: 'DataAgent', capabilities: ['data'] });
+    const rotated = await rotateAgentToken({ config, registry }, { name: 'DataAgent' });
+    expect(rotated.token).not.toBe(r.agentToken);
+    const rec = (await registry.get('data-agent'))!;
+    expect(agentTokenMatches(rec.agentToken, r.agentToken)).toBe(false);
+    expect(agentTokenMatches(rec.agentToken, rotated.token)).toBe(true);
+    expect(await revokeAgentToken({ config, registry }, { name: 'data-agent' })).toEqual({ agent: 'data-agent', revoked: true });
+    expect((await registry.get('data-agent'))!.agentToken).toBeUndefined();
+    await expect(stat(agentTokenFile(dir, 'data-agent'))).rejects.toThrow();
+    await expect(rotateAgentToken({ config, registry }, { name: 'Nope' })).rejects.toMatchObject({ code: 'AGENT_NOT_FOUND' });
+  });
+
+  it('the record schema refuses a hash that is not a sha256 digest, and a clear token in its place', () => {
+    const base = { name: 'A', slug: 'a', description: '', capabilities: [], category: 'general', model: 'none', version: '1.0.0', port: 8081, desired: 'stopped', status: 'created', createdAt: 'x', updatedAt: 'x' };
+    const token = newAgentToken();
+    expect(agentRecordSchema.safeParse({ ...base, agentToken: hashAgentToken(token, 'x') }).success).toBe(true);
+    expect(agentRecordSchema.safeParse({ ...base, agentToken: { scheme: 'sha256', hash: token, issuedAt: 'x' } }).success).toBe(false);
+    expect(agentRecordSchema.safeParse({ ...base, agentToken: { ...hashAgentToken(token, 'x'), token } }).success).toBe(false);
+  });
+
+  it('tokens of the wrong shape or without a stored hash never match', () => {
+    const token = newAgentToken();
+    const stored = hashAgentToken(token, 'x');
+    expect(agentTokenMatches(undefined, token)).toBe(false);
+    expect(agentTokenMatches(stored, `${token}x`)).toBe(false);
+    expect(agentTokenMatches(stored, '')).toBe(false);
+  });
+});
+
+describe('connection protocol (pure parts)', () => {
+  it('the HELLO has exactly the source documents fields', () => {
+    const hello = { type: 'hello', agent_id: 'a', site: 's', version: '1.0.0', capabilities: ['data'], auth_token: 't' };
+    expect(HelloSchema.safeParse(hello).success).toBe(true);
+    expect(HelloSchema.safeParse({ ...hello, extra: 1 }).success).toBe(false);
+    const { site: _s, ...noSite } = hello;
+    expect(HelloSchema.safeParse(noSite).success).toBe(false);
+    expect(HelloSchema.safeParse({ ...hello, type: 'welcome' }).success).toBe(false);
+  });
+
+  it('reconnect delays grow exponentially to the cap, with the random half as jitter', () => {
+    expect([0, 1, 2, 3].map((a) => reconnectDelay(a, 1000, 30_000, () => 0))).toEqual([500, 1000, 2000, 4000]);
+    expect([0, 1, 2, 3].map((a) => reconnectDelay(a, 1000, 30_000, () => 1))).toEqual([1000, 2000, 4000, 8000]);
+    expect(reconnectDelay(20, 1000, 30_000, () => 1)).toBe(30_000);
+    expect(reconnectDelay(20, 1000, 30_000, () => 0)).toBe(15_000);
+  });
+
+  it('the socket URL comes from the manager base URL', () => {
+    expect(agentSocketUrl('http://10.0.0.5:8070')).toBe('ws://10.0.0.5:8070/ws/agent');
+    expect(agentSocketUrl('https://m.example/base/')).toBe('wss://m.example/base/ws/agent');
+    expect(agentSocketUrl('ws://h:1/ws/agent')).toBe('ws://h:1/ws/agent');
+    expect(() => agentSocketUrl('ftp://h')).toThrow(/http\(s\) or ws\(s\)/);
+  });
+});
+
+describe('commands and tokens over the API', () => {
+  let dir: string;
+  beforeEach(async () => void (dir = await mkdtemp(join(tmpdir(), 'nexus-commands-'))));
+  afterEach(async () => rm(dir, { recursive: true, force: true }));
+
+  it('bad commands are refused with one clear error and nothing is sent; rotate needs admin and returns the token once', async () => {
+    const port = await getPort();
+    const m = await createManager({ config: loadConfig(dir, { NEXUS_PORT_RANGE: `${port}-${port}`, NEXUS_OFFLINE: 'always' }), env: { NEXUS_MANAGER_TOKEN: BOOTSTRAP }, engine: new FakeEngine() });
+    try {
+      const admin = { authorization: `Bearer ${BOOTSTRAP}` };
+      const post = (url: string, payload: object) => m.app.inject({ method: 'POST', url: `/api/v1${url}`, headers: admin, payload });
+      const created = await post('/agents', { name: 'DataAgent', capabilities: ['data'] });
+      expect(created.statusCode).toBe(201);
+      expect(created.json().agentToken).toMatch(AGENT_TOKEN_RE);
+      expect(JSON.stringify(created.json().agent)).not.toContain('hash');
+      const both = await post('/commands', { verb: 'get_telemetry', agent_targets: ['DataAgent'], capability: 'data' });
+      expect(both.statusCode).toBe(400);
+      expect(both.json().error.message).toBe('give exactly one of agent_targets and capability');
+      expect((await post('/commands', { verb: 'execute', args: {}, agent_targets: ['DataAgent'] })).json().error.message).toMatch(/execute needs args.tool_name/);
+      expect((await post('/commands', { verb: 'get_telemetry', agent_targets: ['Ghost'] })).statusCode).toBe(404);
+      expect((await post('/commands', { verb: 'get_telemetry', capability: 'nobody_has' })).statusCode).toBe(404);
+      expect((await post('/commands', { verb: 'reboot', agent_targets: ['DataAgent'] })).statusCode).toBe(400);
+      const missing = await m.app.inject({ method: 'GET', url: '/api/v1/commands/00000000-0000-4000-8000-000000000000', headers: admin });
+      expect(missing.json().error.code).toBe('COMMAND_NOT_FOUND');
+      const rotated = await post('/agents/DataAgent/token', {});
+      expect(rotated.statusCode).toBe(200);
+      expect(rotated.json()).toEqual({ agent: 'data-agent', token: expect.stringMatching(AGENT_TOKEN_RE), issuedAt: expect.any(String) });
+      const plain = await m.app.inject({ method: 'GET', url: '/ws/agent' });
+      expect(plain.statusCode).toBe(426);
+    } finally {
+      await m.close();
+    }
+  });
+});
