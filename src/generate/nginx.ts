@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net';
 import { createHash } from 'node:crypto';
 import { ROUTER_CONTAINER_PORT } from '../conventions.js';
 import { AppError } from '../errors.js';
@@ -6,7 +7,7 @@ import { AGENT_PORT, type AgentTarget, type ProductionOptions } from './model.js
 
 /** One live replica an upstream block lists: its address on the router's network and port. */
 export interface UpstreamServer {
-  /** IPv4 address or DNS name the router reaches the replica at. */
+  /** IPv4 address the router reaches the replica at (its address on the router's network). */
   host: string;
   port: number;
 }
@@ -35,13 +36,16 @@ export const UPSTREAM_KEEPALIVE = 32;
 /** Path where a router with upstream blocks serves its generation. */
 export const ROUTER_GENERATION_PATH = '/.well-known/nexus-router';
 
-/** An IPv4 address or a DNS name (what an upstream `server` takes without quoting trouble). */
-const HOST_RE = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)$/;
-
+/**
+ * Upstream servers are IPv4 literals only: nginx resolves a name in an upstream `server` once, when
+ * it loads the file, and a name that does not resolve then fails the whole reload (`host not found
+ * in upstream`), which would leave every agent on the old routes. The local router's replicas are
+ * listed by their container address (src/fleet/router-sync.ts), as nginx-proxy does.
+ */
 function upstreamServer(s: UpstreamServer, slug: string): string {
-  if (!HOST_RE.test(s.host) || !Number.isInteger(s.port) || s.port < 1 || s.port > 65535) {
+  if (!isIPv4(s.host) || !Number.isInteger(s.port) || s.port < 1 || s.port > 65535) {
     throw new AppError('USAGE', `cannot write the nginx configuration: replica address ${JSON.stringify(`${s.host}:${s.port}`.slice(0, 80))} of agent '${slug}' is not host:port`, {
-      hint: 'a replica is reached at an IPv4 address or DNS name and a TCP port 1-65535',
+      hint: 'a replica is reached at an IPv4 address and a TCP port 1-65535',
     });
   }
   return nginxToken(`${s.host}:${s.port}`, `agent '${slug}' replica`);

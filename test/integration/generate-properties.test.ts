@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net';
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -136,7 +137,7 @@ describe('generators under arbitrary records (fast-check)', () => {
       fc.asyncProperty(fc.oneof(routableArb, recordsArb), fc.array(servers, { minLength: 4, maxLength: 4 }), async (rs, perAgent) => {
         const targets = agentTargets(config, toRecords(rs), DEFAULT_PRODUCTION);
         const routing = { kind: 'upstreams' as const, servers: Object.fromEntries(targets.map((t, i) => [t.slug, perAgent[i]!])) };
-        const valid = (s: { host: string; port: number }) => /^(?:\d{1,3}(?:\.\d{1,3}){3})$/.test(s.host) && s.port >= 1 && s.port <= 65535;
+        const valid = (s: { host: string; port: number }) => isIPv4(s.host) && s.port >= 1 && s.port <= 65535;
         let conf: string;
         try {
           conf = nginxConfig(targets, DEFAULT_PRODUCTION, routing);
