@@ -20,9 +20,12 @@ export function slugify(name: string): string {
     .replace(/^-+|-+$/g, '');
 }
 
+/** Slugs the manager's API uses as fixed paths under /api/v1/agents/ (GET /agents/health, /agents/stream). */
+export const RESERVED_SLUGS: ReadonlySet<string> = new Set(['health', 'stream']);
+
 /**
  * Validate an agent's display name and return its slug.
- * @throws AppError NAME_INVALID with the rule that failed.
+ * @throws AppError NAME_INVALID with the rule that failed (also for a reserved slug, RESERVED_SLUGS).
  */
 export function validateAgentName(name: string): string {
   const hint = 'use letters, digits, space, "_", "-" or ".", starting with a letter (e.g. DataAgent)';
@@ -34,6 +37,11 @@ export function validateAgentName(name: string): string {
   if (slug.length > MAX_SLUG_LENGTH) {
     throw new AppError('NAME_INVALID', `agent name '${name}' is too long (slug '${slug}' has ${slug.length} characters, max ${MAX_SLUG_LENGTH})`, {
       hint: 'choose a shorter name',
+    });
+  }
+  if (RESERVED_SLUGS.has(slug)) {
+    throw new AppError('NAME_INVALID', `agent name '${name}' is reserved: GET /api/v1/agents/${slug} is a route of the manager`, {
+      hint: 'choose another name (e.g. add a word: HealthAgent)',
     });
   }
   return slug;

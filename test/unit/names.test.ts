@@ -15,6 +15,12 @@ describe('slugify', () => {
 
 describe('validateAgentName', () => {
   it('returns the DNS-safe slug', () => expect(validateAgentName('DataAgent')).toBe('data-agent'));
+  it('refuses names whose slug is a fixed manager route (GET /api/v1/agents/health, /agents/stream)', () => {
+    for (const name of ['Health', 'stream', 'STREAM']) {
+      expect(() => validateAgentName(name)).toThrow(expect.objectContaining({ code: 'NAME_INVALID', message: expect.stringContaining('reserved') }));
+    }
+    expect(validateAgentName('HealthAgent')).toBe('health-agent');
+  });
 
   it.each(['', '1Agent', 'bad/name', 'x;rm -rf', '-dash', 'é'])('rejects %j with NAME_INVALID', (name) => {
     expect(() => validateAgentName(name)).toThrow(AppError);
