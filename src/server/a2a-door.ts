@@ -13,10 +13,11 @@
  * (a scale-down, a rollout or a restart replaces replicas, and an agent's tasks die with its
  * process), and a list is one store rather than a merge of every replica's pages. Forwarding the
  * A2A routes to a replica instead would bypass the gateway's pools and breakers (it only speaks
- * /execute) and need the replica encoded in every task id. Costs: a cancel through the manager
- * ends the task and withdraws the gateway call, but the /execute contract has no cancel, so a tool
- * already running on the replica runs to its end or its time budget; tasks sent to an agent
- * directly are not listed by the manager and the other way round; the store is in memory.
+ * /execute) and need the replica encoded in every task id. A cancel through the manager ends the
+ * task and withdraws the gateway call; the agent sees its caller hang up and cancels the tool
+ * (runtime/server.ts, TOOL_CANCELED), so the replica's worker is freed too. Costs: tasks sent to an
+ * agent directly are not listed by the manager and the other way round; the store is in memory
+ * (a manager restart forgets its tasks, as an agent restart forgets its own).
  *
  * Auth (the manager's tokens, auth.ts `protect`): `message:send` and `:cancel` need scope
  * operator, reads (`GET /tasks`, `GET /tasks/{id}`) viewer; every token of the workspace sees the

@@ -121,6 +121,8 @@ describe('the manager as one A2A door (real engine, two agents, official A2A cli
     expect(await client.cancelTask({ id, tenant: '', metadata: undefined })).toMatchObject({ id, status: { state: TaskState.TASK_STATE_CANCELED } });
     expect(await client.getTask({ id, tenant: '', historyLength: undefined })).toMatchObject({ status: { state: TaskState.TASK_STATE_CANCELED } });
     await expect(client.cancelTask({ id, tenant: '', metadata: undefined })).rejects.toMatchObject({ name: 'TaskNotCancelableError', statusCode: 400 });
+    // the agent saw the gateway hang up and canceled the tool (its worker is free again)
+    await eventually(async () => (/nexus_agent_tool_calls_total\{[^}]*tool="slow"[^}]*outcome="canceled"[^}]*\} 1/.test(await (await fetch(`${dataUrl}/metrics`)).text()) ? true : undefined), 30_000);
 
     const rejected = await client.sendMessage(message([dataPart({ tool_name: 'process_data', parameters: { data: 'nope' } })]));
     expect(rejected).toMatchObject({ status: { state: TaskState.TASK_STATE_REJECTED } });

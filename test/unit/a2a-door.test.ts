@@ -16,6 +16,7 @@ import { createManager, type Manager } from '../../src/server/manager.js';
 import { createToken } from '../../src/server/tokens.js';
 import { testAgent } from '../helpers/gateway.js';
 import { BOOTSTRAP } from '../helpers/manager.js';
+import { eventually } from '../helpers/wait.js';
 
 // The manager's A2A door on the in-memory engine: two agents whose "containers" are in-process
 // agent runtimes on their host ports, the official A2A JS client over real HTTP with a manager
@@ -172,6 +173,9 @@ describe('A2A door over HTTP (fake engine, in-process agents, official A2A clien
     expect(await client.cancelTask({ id, tenant: '', metadata: undefined })).toMatchObject({ id, status: { state: TaskState.TASK_STATE_CANCELED } });
     expect(await client.getTask({ id, tenant: '', historyLength: undefined })).toMatchObject({ status: { state: TaskState.TASK_STATE_CANCELED } });
     await expect(client.cancelTask({ id, tenant: '', metadata: undefined })).rejects.toMatchObject({ name: 'TaskNotCancelableError', statusCode: 400 });
+    // the gateway call was withdrawn, and the agent, seeing its caller hang up, canceled the tool
+    const canceledOnAgent = async () => /nexus_agent_tool_calls_total\{[^}]*tool="wait"[^}]*outcome="canceled"[^}]*\} 1/.test(await (await fetch(`http://127.0.0.1:${PORTS[1]}/metrics`)).text());
+    await eventually(async () => ((await canceledOnAgent()) ? true : undefined), 5000, 50);
   });
 
   it('tokens and scopes answer A2A status objects: none 401 (WWW-Authenticate), viewer may not send (403)', async () => {
