@@ -12,6 +12,7 @@ import { emitterOf, type FleetDeps } from './context.js';
 import { waitHealthy, waitUntil } from './health.js';
 import { ensureAgentImage, ensureBaseImage } from './images.js';
 import { localNetworkName, localRouterName } from './router.js';
+import { acquireRolloutLock } from './rollout-lock.js';
 import { syncLocalRouter } from './router-sync.js';
 import { resolveTargets } from './targets.js';
 
@@ -216,12 +217,23 @@ async function replaceReplicas(deps: FleetDeps, rec: AgentRecord, target: { vers
  * under its version tag (`nexus-delta-agent-<slug>:v<version>-<hash>`), and replace the running
  * replicas with it without dropping routed requests (see replaceReplicas). Records the version
  * (record.version, record.image, record.versions: at most VERSION_HISTORY, oldest dropped).
- * @throws AppError AGENT_NOT_FOUND, USAGE (bad --version), BUILD_FAILED, NOT_HEALTHY (nothing
+ * While it runs, the agent carries a rollout marker (rollout-lock.ts): the supervisor leaves it
+ * alone (no restart, restore or autoscaling) and a second rollout or rollback of it is refused.
+ * @throws AppError ROLLOUT_IN_PROGRESS, AGENT_NOT_FOUND, USAGE (bad --version), BUILD_FAILED, NOT_HEALTHY (nothing
  *   running), ROLLOUT_UNHEALTHY (the new version failed its checks and was removed; the old one
  *   keeps serving and the record is unchanged), ROUTER_RELOAD_FAILED, ENGINE_* errors.
  */
 export async function rolloutAgent(deps: FleetDeps, name: string, o: RolloutOptions = {}): Promise<RolloutResult> {
   const [rec] = await resolveTargets(deps, [name]);
+  const release = await acquireRolloutLock(deps.config.workspace, rec!.slug, rec!.name);
+  try {
+    return await rolloutLocked(deps, rec!, o);
+  } finally {
+    await release();
+  }
+}
+
+async function rolloutLocked(deps: FleetDeps, rec: AgentRecord | undefined, o: RolloutOptions): Promise<RolloutResult> {
   const manifest = await readManifest(agentDir(deps.config.workspace, rec!.slug));
   const version = validateAgentVersion(o.version ?? manifest.version ?? rec!.version);
   const versions = await history(deps, rec!);
@@ -248,11 +260,21 @@ export async function rolloutAgent(deps: FleetDeps, name: string, o: RolloutOpti
  * last in record.versions), from its kept image, with the same zero-drop replacement as a rollout.
  * The rollback is recorded as a new entry, so a second rollback returns to the version left.
  * A later `start` converges to the agent's source again (it rebuilds when the source differs).
- * @throws AppError NO_PREVIOUS_VERSION (no earlier version recorded, or its image is gone),
+ * Holds the agent's rollout marker like rolloutAgent.
+ * @throws AppError ROLLOUT_IN_PROGRESS, NO_PREVIOUS_VERSION (no earlier version recorded, or its image is gone),
  *   AGENT_NOT_FOUND, NOT_HEALTHY, ROLLOUT_UNHEALTHY, ROUTER_RELOAD_FAILED, ENGINE_* errors.
  */
 export async function rollbackAgent(deps: FleetDeps, name: string, o: Omit<RolloutOptions, 'version'> = {}): Promise<RolloutResult> {
   const [rec] = await resolveTargets(deps, [name]);
+  const release = await acquireRolloutLock(deps.config.workspace, rec!.slug, rec!.name);
+  try {
+    return await rollbackLocked(deps, rec!, o);
+  } finally {
+    await release();
+  }
+}
+
+async function rollbackLocked(deps: FleetDeps, rec: AgentRecord | undefined, o: Omit<RolloutOptions, 'version'>): Promise<RolloutResult> {
   const versions = rec!.versions ?? [];
   const prev = versions[versions.length - 2];
   if (!prev) {
