@@ -12,7 +12,7 @@ import { resolveConfig } from '../../src/config/config.js';
 import { isAppError } from '../../src/errors.js';
 import { composeDocument } from '../../src/generate/compose.js';
 import { DEFAULT_PRODUCTION, agentTargets, type AgentTarget } from '../../src/generate/model.js';
-import { agentIndex, nginxConfig } from '../../src/generate/nginx.js';
+import { ROUTER_RELOAD_MARKER, agentIndex, nginxConfig } from '../../src/generate/nginx.js';
 import { stackDocument } from '../../src/generate/stack.js';
 import { traefikDynamicConfig } from '../../src/generate/traefik.js';
 import { isSlug } from '../../src/names.js';
@@ -173,7 +173,11 @@ describe('generators under arbitrary records (fast-check)', () => {
         const withServers = targets.filter((t) => (routing.servers[t.slug] ?? []).length > 0);
         expect(lines.filter((l) => l.startsWith('upstream '))).toEqual(withServers.map((t) => `upstream agent_${t.slug} {`));
         expect(lines.filter((l) => l.startsWith('keepalive '))).toHaveLength(withServers.length);
-        expect(lines.filter((l) => l.startsWith('proxy_pass '))).toEqual(withServers.map((t) => `proxy_pass http://agent_${t.slug};`));
+        // each agent with replicas: its location and, while the router reloads, its Connection: close twin
+        expect(lines.filter((l) => l.startsWith('proxy_pass '))).toEqual(withServers.flatMap((t) => [`proxy_pass http://agent_${t.slug};`, `proxy_pass http://agent_${t.slug};`]));
+        expect(lines.filter((l) => l.startsWith('location @agent_'))).toEqual(withServers.map((t) => `location @agent_${t.slug}_closing {`));
+        expect(lines.filter((l) => l === `if (-f ${ROUTER_RELOAD_MARKER}) {`)).toHaveLength(withServers.length);
+        expect(lines.filter((l) => l === 'keepalive_timeout 0;')).toHaveLength(withServers.length);
         expect(lines.filter((l) => l.startsWith('server ') && l.includes(':'))).toEqual(withServers.flatMap((t) => routing.servers[t.slug]!.map((s) => `server ${s.host}:${s.port} max_fails=1 fail_timeout=2s;`)));
         // agents without a live replica, plus @unavailable, answer 503
         expect(lines.filter((l) => l.startsWith('return 503 '))).toHaveLength(targets.length - withServers.length + 1);
