@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only | --router-only | --protocols-only | --gateway-only | --cli-only | --idle-only | --tasks-only | --streams-only | --door-only (print, no file)]
+ * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only | --router-only | --rollout-only | --protocols-only | --gateway-only | --cli-only | --idle-only | --tasks-only | --streams-only | --door-only (print, no file)]
  *
  * Measures, in one run on this machine, for N agents on the same (already built) images:
  *  1. `agent start-all` from no containers to all healthy (the real CLI, as a user runs it);
@@ -1067,6 +1067,7 @@ if (args.includes('--role')) {
   if (args.includes('--cli-only')) console.log(await cliBench(opt('rounds', 5)));
   else if (args.includes('--registry-only')) console.log(await registryBench(opt('records', 100)));
   else if (args.includes('--router-only')) console.log(await routerBench(opt('seconds', 5)));
+  else if (args.includes('--rollout-only')) console.log(await (await import('./bench/rollout.js')).rolloutBench(opt('rollouts', 4)));
   else if (args.includes('--protocols-only')) console.log(await protocolBench(opt('seconds', 3)));
   else if (args.includes('--idle-only')) console.log(await idleBench(opt('idle-seconds', 90)));
   else if (args.includes('--gateway-only')) console.log(await gatewayBench(opt('seconds', 3), ROUNDS));

@@ -60,7 +60,7 @@ beforeAll(async () => {
 afterAll(() => ws.cleanup());
 
 describe('agent rollout through the local router', () => {
-  it('rolls out a new version under load with zero failed requests', async () => {
+  it("rolls out a new version under load: zero failed requests of keep-alive clients (counted, no retries)", async () => {
     expect(await servedVersion()).toBe('0.1.0');
     await setManifestVersion('0.2.0');
     const { outcome, ok, failed } = await underLoad(rolloutAgent(ws.deps, 'DataAgent', { routerPort: ROUTER }));
