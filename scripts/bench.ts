@@ -209,6 +209,9 @@ nginx inherits \`proxy_set_header\` into a location only when it sets none: the 
 a new upstream connection (3,411 sockets in TIME-WAIT in the agent after 8 s of load) although the
 upstream had \`keepalive 32\`. Every proxied location now carries the whole header set
 (src/generate/nginx.ts; test/integration/router-keepalive.test.ts counts the upstream connections).
+The routed figure includes the reload marker's check (one \`stat\` per call, src/generate/nginx.ts
+ROUTER_RELOAD_MARKER); the same run before that check measured 1.05x. Rounds vary by +-0.15x on
+this shared 2-core machine.
 `;
   } finally {
     // containers first: a network with containers attached cannot be removed

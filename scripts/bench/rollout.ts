@@ -117,8 +117,8 @@ Keep-alive clients: ${sum(ka, failedOf)} failed of ${sum(ka, (r) => r.ok + faile
 Goal: 0 failed requests: ${all === 0 ? 'met' : '**not met**'}.
 
 Before: 17 failed of 2,794 keep-alive requests in one rollout (issue 9 report). nginx's reload makes
-its old workers close their idle client keep-alive connections at once (nginx 1.22; 1.27.4 added
-\`keepalive_min_timeout\` for this), and a client sending on one at that instant gets a reset or
+its old workers close their idle client keep-alive connections at once (nginx 1.22 has no setting
+against it; later releases add \`keepalive_min_timeout\`), and a client sending on one at that instant gets a reset or
 "other side closed". Around each reload the router now answers \`Connection: close\` (a marker file
 checked per request, src/fleet/router-sync.ts), so no client holds an idle connection when the old
 workers go; test/integration/router-keepalive.test.ts measures 15 reloads under keep-alive load

@@ -39,7 +39,7 @@ export const UPSTREAM_KEEPALIVE = 32;
  * The file whose presence makes a router with upstream blocks answer every agent call with
  * `Connection: close` (in its mounted folder, src/fleet/router-sync.ts writes it around a reload).
  * Why: a reload (SIGHUP) makes nginx's old workers close their idle client keep-alive connections
- * at once (nginx <= 1.27.3 has no keepalive_min_timeout), and a client that sends its next request
+ * at once (nginx 1.22 has no setting against it; later releases add keepalive_min_timeout), and a client that sends its next request
  * on one at that instant gets a reset or "other side closed" for a request that never reached an
  * agent (measured: 43 failed of 32,000 keep-alive calls over 20 reloads). While the marker exists,
  * each connection ends with its next answer, announced, so no client holds an idle keep-alive
