@@ -233,26 +233,26 @@ export async function rolloutAgent(deps: FleetDeps, name: string, o: RolloutOpti
   }
 }
 
-async function rolloutLocked(deps: FleetDeps, rec: AgentRecord | undefined, o: RolloutOptions): Promise<RolloutResult> {
-  const manifest = await readManifest(agentDir(deps.config.workspace, rec!.slug));
-  const version = validateAgentVersion(o.version ?? manifest.version ?? rec!.version);
-  const versions = await history(deps, rec!);
+async function rolloutLocked(deps: FleetDeps, rec: AgentRecord, o: RolloutOptions): Promise<RolloutResult> {
+  const manifest = await readManifest(agentDir(deps.config.workspace, rec.slug));
+  const version = validateAgentVersion(o.version ?? manifest.version ?? rec.version);
+  const versions = await history(deps, rec);
   const base = await ensureBaseImage(deps);
-  const built = await ensureAgentImage(deps, rec!, base);
-  const ref = agentImageRef(rec!.slug, versionTag(version, built.sourceHash), deps.config.project);
+  const built = await ensureAgentImage(deps, rec, base);
+  const ref = agentImageRef(rec.slug, versionTag(version, built.sourceHash), deps.config.project);
   await deps.engine.tagImage(built.id, ref);
-  emitterOf(deps)({ kind: 'note', agent: rec!.slug, phase: 'rollout', message: `rolling out ${version} (${ref}) beside ${rec!.version}` });
-  const done = await replaceReplicas(deps, rec!, { version, image: { ref, id: built.id } }, o);
+  emitterOf(deps)({ kind: 'note', agent: rec.slug, phase: 'rollout', message: `rolling out ${version} (${ref}) beside ${rec.version}` });
+  const done = await replaceReplicas(deps, rec, { version, image: { ref, id: built.id } }, o);
   const entry: DeployedVersion = { version, image: { ref, id: built.id }, sourceHash: built.sourceHash, deployedAt: isoNow(deps.clock) };
-  await deps.registry.update(rec!.slug, {
+  await deps.registry.update(rec.slug, {
     version,
     desired: 'running',
     status: 'running',
     image: { ref: built.ref, id: built.id, sourceHash: built.sourceHash, builtAt: entry.deployedAt },
     versions: [...versions, entry].slice(-VERSION_HISTORY),
   });
-  emitterOf(deps)({ kind: 'agent', agent: rec!.slug, phase: 'rollout', outcome: 'rolled-out', message: `${rec!.version} -> ${version}` });
-  return { name: rec!.name, from: rec!.version, to: version, ...done };
+  emitterOf(deps)({ kind: 'agent', agent: rec.slug, phase: 'rollout', outcome: 'rolled-out', message: `${rec.version} -> ${version}` });
+  return { name: rec.name, from: rec.version, to: version, ...done };
 }
 
 /**
@@ -274,26 +274,26 @@ export async function rollbackAgent(deps: FleetDeps, name: string, o: Omit<Rollo
   }
 }
 
-async function rollbackLocked(deps: FleetDeps, rec: AgentRecord | undefined, o: Omit<RolloutOptions, 'version'>): Promise<RolloutResult> {
-  const versions = rec!.versions ?? [];
+async function rollbackLocked(deps: FleetDeps, rec: AgentRecord, o: Omit<RolloutOptions, 'version'>): Promise<RolloutResult> {
+  const versions = rec.versions ?? [];
   const prev = versions[versions.length - 2];
   if (!prev) {
-    throw new AppError('NO_PREVIOUS_VERSION', `agent '${rec!.name}' has no earlier version to roll back to`, { hint: `versions are recorded by rollouts: agent rollout --name ${rec!.name}` });
+    throw new AppError('NO_PREVIOUS_VERSION', `agent '${rec.name}' has no earlier version to roll back to`, { hint: `versions are recorded by rollouts: agent rollout --name ${rec.name}` });
   }
   const img = await deps.engine.inspectImage(prev.image.ref);
   if (!img) {
-    throw new AppError('NO_PREVIOUS_VERSION', `the image of version ${prev.version} of '${rec!.name}' (${prev.image.ref}) is gone`, { hint: `roll out from source instead: agent rollout --name ${rec!.name}` });
+    throw new AppError('NO_PREVIOUS_VERSION', `the image of version ${prev.version} of '${rec.name}' (${prev.image.ref}) is gone`, { hint: `roll out from source instead: agent rollout --name ${rec.name}` });
   }
-  emitterOf(deps)({ kind: 'note', agent: rec!.slug, phase: 'rollback', message: `rolling back ${rec!.version} -> ${prev.version} (${prev.image.ref})` });
-  const done = await replaceReplicas(deps, rec!, { version: prev.version, image: { ref: prev.image.ref, id: img.id } }, o);
+  emitterOf(deps)({ kind: 'note', agent: rec.slug, phase: 'rollback', message: `rolling back ${rec.version} -> ${prev.version} (${prev.image.ref})` });
+  const done = await replaceReplicas(deps, rec, { version: prev.version, image: { ref: prev.image.ref, id: img.id } }, o);
   const entry: DeployedVersion = { ...prev, image: { ref: prev.image.ref, id: img.id }, deployedAt: isoNow(deps.clock) };
-  await deps.registry.update(rec!.slug, {
+  await deps.registry.update(rec.slug, {
     version: prev.version,
     desired: 'running',
     status: 'running',
     image: { ref: prev.image.ref, id: img.id, sourceHash: prev.sourceHash, builtAt: entry.deployedAt },
     versions: [...versions, entry].slice(-VERSION_HISTORY),
   });
-  emitterOf(deps)({ kind: 'agent', agent: rec!.slug, phase: 'rollback', outcome: 'rolled-back', message: `${rec!.version} -> ${prev.version}` });
-  return { name: rec!.name, from: rec!.version, to: prev.version, ...done };
+  emitterOf(deps)({ kind: 'agent', agent: rec.slug, phase: 'rollback', outcome: 'rolled-back', message: `${rec.version} -> ${prev.version}` });
+  return { name: rec.name, from: rec.version, to: prev.version, ...done };
 }
