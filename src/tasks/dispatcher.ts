@@ -20,14 +20,19 @@
  *   attempt, so a task that ran twice always shows it).
  * - Cancel: a queued task is cancelled in the store and never runs; a running one is marked and its
  *   gateway call aborted through its signal (here at once; in another instance at its next renew).
+ * - Group commit: submits and completions that arrive in the same event-loop turn go to the store
+ *   as one batch (DataLoader, scheduled with setImmediate: one write transaction per turn instead
+ *   of one per task), and each caller is answered only once its batch is committed, so a 202 still
+ *   means "durable". Claims take every free slot's task in one write (`claimMany`).
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { halfJitterGenerator } from 'cockatiel';
+import DataLoader from 'dataloader';
 import { systemClock, type Clock } from '../clock.js';
 import { AppError, isAppError, messageOf } from '../errors.js';
 import type { ExecuteOptions, ExecuteRequest, ExecuteResult } from '../server/gateway/gateway.js';
-import { attemptsInRun, NewTaskSchema, type NewTaskInput, type Outcome, type Task, type TaskStatus } from './model.js';
+import { attemptsInRun, NewTaskSchema, type ClaimFilter, type Completion, type NewTask, type NewTaskInput, type Outcome, type Task, type TaskStatus } from './model.js';
 import type { TaskStore } from './store.js';
 
 /** The part of the gateway the dispatcher uses (src/server/gateway/gateway.ts). */
@@ -68,6 +73,13 @@ export interface DispatcherOptions {
   /** Every state change the dispatcher makes. */
   onEvent?: (e: TaskEvent) => void;
 }
+
+/** Most tasks one claim takes (one write transaction), and most items one group commit writes. */
+const CLAIM_BATCH = 128;
+const COMMIT_BATCH = 512;
+
+/** DataLoader's answer for a failed item must be an Error. */
+const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(messageOf(err)));
 
 /** The abort reason of a cancelled running task. */
 class CancelRequested extends Error {}
@@ -114,6 +126,9 @@ export class Dispatcher {
   private readonly knownCapabilities = new Set<string>();
   private readonly slotWaiters: (() => void)[] = [];
   private readonly inflight = new Set<Promise<void>>();
+  /** Group commit of submits and of completions (module docstring). */
+  private readonly submits: DataLoader<NewTask, { task: Task; created: boolean }>;
+  private readonly completions: DataLoader<Completion, Task | undefined>;
   private readonly totals = { succeeded: 0, failed: 0, dead: 0, cancelled: 0, retried: 0, lease_lost: 0, requeued_expired: 0 };
   private ticking: Promise<number> | undefined;
   private lastRequeue = -Infinity;
@@ -138,6 +153,26 @@ export class Dispatcher {
       initialDelayMs: o.backoff?.initialDelayMs ?? 1000,
       maxDelayMs: o.backoff?.maxDelayMs ?? 60_000,
     };
+    const batching = { cache: false, maxBatchSize: COMMIT_BATCH, batchScheduleFn: (run: () => void) => setImmediate(run) } as const;
+    this.submits = new DataLoader(async (inputs) => {
+      const now = this.clock.now();
+      try {
+        return await this.store.submitMany(inputs, now);
+      } catch (err) {
+        // the batch rolled back as a whole: each alone, so one bad input fails only its own caller
+        if (inputs.length === 1) return [asError(err)];
+        return Promise.all(inputs.map((i) => this.store.submit(i, now).catch(asError)));
+      }
+    }, batching);
+    this.completions = new DataLoader(async (items) => {
+      const now = this.clock.now();
+      try {
+        return await this.store.completeMany(items, now);
+      } catch {
+        // as above; a completion that still fails leaves its lease to expire (at-least-once)
+        return Promise.all(items.map((c) => this.store.complete(c.taskId, c.owner, c.outcome, now).catch(() => undefined)));
+      }
+    }, batching);
   }
 
   /**
@@ -151,7 +186,7 @@ export class Dispatcher {
       const i = parsed.error.issues[0]!;
       throw new AppError('BAD_REQUEST', `invalid task: ${i.path.join('.') || '(body)'} ${i.message}`, { hint: 'send {agent | capability, tool_name, parameters, priority?, idempotency_key?, timeout_ms?, max_attempts?}' });
     }
-    const out = await this.store.submit(parsed.data, this.clock.now());
+    const out = await this.submits.load(parsed.data);
     if (out.created) this.emit(out.task);
     this.wake();
     return out;
@@ -198,28 +233,40 @@ export class Dispatcher {
     }
     let started = 0;
     while (!this.stopping && this.running.size < this.opts.maxInFlight) {
-      const task = await this.store.claim(this.owner, this.opts.leaseMs, this.clock.now(), await this.claimFilter());
-      if (!task) break;
-      started++;
-      if (task.capability !== undefined) this.knownCapabilities.add(task.capability);
-      const ctl = new AbortController();
-      const entry: Running = { task, ctl, ...(task.agent !== undefined ? { agent: task.agent } : {}) };
-      this.running.set(task.task_id, entry);
-      if (task.agent !== undefined) this.take(task.agent);
-      this.emit(task);
-      const p = this.execute(entry).finally(() => {
-        this.inflight.delete(p);
-        this.running.delete(task.task_id);
-        if (entry.agent !== undefined) this.release(entry.agent);
-        this.wake();
-      });
-      this.inflight.add(p);
+      const max = Math.min(CLAIM_BATCH, this.opts.maxInFlight - this.running.size);
+      const tasks = await this.store.claimMany(this.owner, this.opts.leaseMs, this.clock.now(), max, await this.claimFilter());
+      for (const task of tasks) this.run(task);
+      started += tasks.length;
+      if (tasks.length < max) break; // nothing else runnable now (or every agent with work is full)
     }
     return started;
   }
 
-  private async claimFilter(): Promise<{ fullAgents: string[]; fullCapabilities: string[] }> {
-    const fullAgents = [...this.perAgent].filter(([, n]) => n >= this.opts.perAgentLimit).map(([a]) => a);
+  /** Start a claimed task's call. */
+  private run(task: Task): void {
+    if (task.capability !== undefined) this.knownCapabilities.add(task.capability);
+    const ctl = new AbortController();
+    const entry: Running = { task, ctl, ...(task.agent !== undefined ? { agent: task.agent } : {}) };
+    this.running.set(task.task_id, entry);
+    if (task.agent !== undefined) this.take(task.agent);
+    this.emit(task);
+    const p = this.execute(entry).finally(() => {
+      this.inflight.delete(p);
+      this.running.delete(task.task_id);
+      if (entry.agent !== undefined) this.release(entry.agent);
+      this.wake();
+    });
+    this.inflight.add(p);
+  }
+
+  /** Full agents and capabilities, and the room of the agents with tasks in flight. */
+  private async claimFilter(): Promise<Required<Omit<ClaimFilter, 'agentRoom'>> & { agentRoom: Record<string, number> }> {
+    const fullAgents: string[] = [];
+    const agentRoom: Record<string, number> = {};
+    for (const [a, n] of this.perAgent) {
+      agentRoom[a] = Math.max(0, this.opts.perAgentLimit - n);
+      if (n >= this.opts.perAgentLimit) fullAgents.push(a);
+    }
     const fullCapabilities: string[] = [];
     if (fullAgents.length > 0) {
       for (const cap of this.knownCapabilities) {
@@ -227,7 +274,7 @@ export class Dispatcher {
         if (agents.length > 0 && agents.every((a) => fullAgents.includes(a))) fullCapabilities.push(cap);
       }
     }
-    return { fullAgents, fullCapabilities };
+    return { fullAgents, fullCapabilities, agentRoom, perAgentRoom: this.opts.perAgentLimit };
   }
 
   private take(agent: string): void {
@@ -241,13 +288,20 @@ export class Dispatcher {
     this.slotWaiters.splice(0).forEach((w) => w());
   }
 
-  /** The least-busy healthy agent with `capability` that has a free slot, waiting for one if all are full. */
+  /**
+   * The least-busy healthy agent with `capability` that has a free slot, waiting for one if all are
+   * full; its slot is taken before this returns (in the same turn as the choice, so tasks claimed
+   * together spread over the agents).
+   */
   private async agentFor(capability: string, signal: AbortSignal): Promise<string> {
     for (;;) {
       const agents = await this.resolveCapability(capability);
       if (agents.length === 0) throw new AppError('AGENT_UNAVAILABLE', `no healthy agent has capability '${capability}'`, { hint: 'start an agent with that capability' });
       const best = [...agents].sort((a, b) => (this.perAgent.get(a) ?? 0) - (this.perAgent.get(b) ?? 0))[0]!;
-      if ((this.perAgent.get(best) ?? 0) < this.opts.perAgentLimit) return best;
+      if ((this.perAgent.get(best) ?? 0) < this.opts.perAgentLimit) {
+        this.take(best);
+        return best;
+      }
       await new Promise<void>((resolve, reject) => {
         this.slotWaiters.push(resolve);
         signal.addEventListener('abort', () => reject(signal.reason), { once: true });
@@ -272,7 +326,6 @@ export class Dispatcher {
       if (task.cancel_requested) throw new CancelRequested('cancelled while running');
       if (entry.agent === undefined) {
         entry.agent = await this.agentFor(task.capability!, ctl.signal);
-        this.take(entry.agent);
       }
       result = await this.gateway.executeViaGateway(entry.agent, { tool_name: task.tool_name, parameters: task.parameters }, {
         signal: ctl.signal,
@@ -288,7 +341,7 @@ export class Dispatcher {
       return;
     }
     const outcome = this.outcomeOf(task, entry.agent, result, error);
-    const done = await this.store.complete(task.task_id, this.owner, outcome, this.clock.now()).catch(() => undefined);
+    const done = await this.completions.load({ taskId: task.task_id, owner: this.owner, outcome }).catch(() => undefined);
     if (!done) {
       this.totals.lease_lost++;
       return;

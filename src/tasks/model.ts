@@ -138,8 +138,22 @@ export interface TaskPage {
   next_cursor?: string;
 }
 
-/** What `claim` may not pick: tasks of agents (and capabilities) whose concurrency limit is full. */
+/**
+ * What `claim` / `claimMany` may not pick: tasks of agents (and capabilities) whose concurrency
+ * limit is full; and, for `claimMany`, how many more tasks naming an agent it may take.
+ */
 export interface ClaimFilter {
   fullAgents?: readonly string[];
   fullCapabilities?: readonly string[];
+  /** claimMany: free slots of the agents that have tasks in flight (agent slug -> slots). */
+  agentRoom?: Readonly<Record<string, number>>;
+  /** claimMany: free slots of an agent absent from `agentRoom` (default: no bound but `max`). */
+  perAgentRoom?: number;
+}
+
+/** One completion for `TaskStore.completeMany`. */
+export interface Completion {
+  taskId: string;
+  owner: string;
+  outcome: Outcome;
 }

@@ -6,6 +6,7 @@ import { classify, Dispatcher, type TaskEvent, type TaskGateway } from '../../sr
 import { NewTaskSchema } from '../../src/tasks/model.js';
 import { SqliteTaskStore } from '../../src/tasks/sqlite-store.js';
 import { LEASE_EXPIRED } from '../../src/tasks/transitions.js';
+import { eventually } from '../helpers/wait.js';
 
 type Handler = (agent: string, req: ExecuteRequest, opts: ExecuteOptions) => Promise<ExecuteResult>;
 
@@ -77,7 +78,8 @@ describe('Dispatcher', () => {
     expect(d.stats().per_agent).toEqual({ alpha: 1, beta: 1 });
     for (const next of ['first', 'high1', 'normal1', 'normal2', 'low2']) {
       gates[next]!.resolve(ok('alpha'));
-      await new Promise((r) => setImmediate(r));
+      // the completion is committed with its turn's batch, then alpha's slot is free
+      await eventually(async () => (d.stats().per_agent.alpha === undefined ? true : undefined), 5000, 1);
       await d.tick();
     }
     gates.beta1!.resolve(ok('beta'));
