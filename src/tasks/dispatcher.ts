@@ -20,19 +20,21 @@
  *   attempt, so a task that ran twice always shows it).
  * - Cancel: a queued task is cancelled in the store and never runs; a running one is marked and its
  *   gateway call aborted through its signal (here at once; in another instance at its next renew).
- * - Group commit: submits and completions that arrive in the same event-loop turn go to the store
- *   as one batch (DataLoader, scheduled with setImmediate: one write transaction per turn instead
- *   of one per task), and each caller is answered only once its batch is committed, so a 202 still
- *   means "durable". Claims take every free slot's task in one write (`claimMany`).
+ * - Group commit: the submits and completions of one event-loop turn (gathered until
+ *   setImmediate) go to the store as one `commit`, which also claims tasks for the slots free at
+ *   that point (the ones just submitted included): SQLite does the turn in one write transaction
+ *   instead of three per task. A submitter is answered only once its batch committed, so a 202
+ *   still means "durable". Commits and claim rounds never overlap (one lane), so the slots they
+ *   count are never claimed twice. A slot is free as soon as its call ended (the record of the
+ *   outcome follows in the next commit).
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { halfJitterGenerator } from 'cockatiel';
-import DataLoader from 'dataloader';
 import { systemClock, type Clock } from '../clock.js';
 import { AppError, isAppError, messageOf } from '../errors.js';
 import type { ExecuteOptions, ExecuteRequest, ExecuteResult } from '../server/gateway/gateway.js';
-import { attemptsInRun, NewTaskSchema, type ClaimFilter, type Completion, type NewTask, type NewTaskInput, type Outcome, type Task, type TaskStatus } from './model.js';
+import { attemptsInRun, NewTaskSchema, type ClaimFilter, type ClaimRequest, type CommitResult, type Completion, type NewTask, type NewTaskInput, type Outcome, type Task, type TaskStatus } from './model.js';
 import type { TaskStore } from './store.js';
 
 /** The part of the gateway the dispatcher uses (src/server/gateway/gateway.ts). */
@@ -78,9 +80,6 @@ export interface DispatcherOptions {
 const CLAIM_BATCH = 128;
 const COMMIT_BATCH = 512;
 
-/** DataLoader's answer for a failed item must be an Error. */
-const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(messageOf(err)));
-
 /** The abort reason of a cancelled running task. */
 class CancelRequested extends Error {}
 /** The abort reason when another dispatcher took the task over. */
@@ -110,6 +109,19 @@ interface Running {
   task: Task;
   ctl: AbortController;
   agent?: string;
+  /** Its slot was given back (the call ended). */
+  freed?: boolean;
+}
+
+/** A submit or a completion waiting for the next group commit. */
+interface PendingSubmit {
+  input: NewTask;
+  resolve: (r: { task: Task; created: boolean }) => void;
+  reject: (err: unknown) => void;
+}
+interface PendingCompletion {
+  completion: Completion;
+  resolve: (t: Task | undefined) => void;
 }
 
 export class Dispatcher {
@@ -126,9 +138,12 @@ export class Dispatcher {
   private readonly knownCapabilities = new Set<string>();
   private readonly slotWaiters: (() => void)[] = [];
   private readonly inflight = new Set<Promise<void>>();
-  /** Group commit of submits and of completions (module docstring). */
-  private readonly submits: DataLoader<NewTask, { task: Task; created: boolean }>;
-  private readonly completions: DataLoader<Completion, Task | undefined>;
+  /** The next group commit's items (module docstring), and whether its turn is scheduled. */
+  private submits: PendingSubmit[] = [];
+  private completions: PendingCompletion[] = [];
+  private flushScheduled = false;
+  /** Commits and claim rounds run one at a time, in order. */
+  private lane: Promise<unknown> = Promise.resolve();
   private readonly totals = { succeeded: 0, failed: 0, dead: 0, cancelled: 0, retried: 0, lease_lost: 0, requeued_expired: 0 };
   private ticking: Promise<number> | undefined;
   private lastRequeue = -Infinity;
@@ -153,26 +168,68 @@ export class Dispatcher {
       initialDelayMs: o.backoff?.initialDelayMs ?? 1000,
       maxDelayMs: o.backoff?.maxDelayMs ?? 60_000,
     };
-    const batching = { cache: false, maxBatchSize: COMMIT_BATCH, batchScheduleFn: (run: () => void) => setImmediate(run) } as const;
-    this.submits = new DataLoader(async (inputs) => {
-      const now = this.clock.now();
-      try {
-        return await this.store.submitMany(inputs, now);
-      } catch (err) {
-        // the batch rolled back as a whole: each alone, so one bad input fails only its own caller
-        if (inputs.length === 1) return [asError(err)];
-        return Promise.all(inputs.map((i) => this.store.submit(i, now).catch(asError)));
-      }
-    }, batching);
-    this.completions = new DataLoader(async (items) => {
-      const now = this.clock.now();
-      try {
-        return await this.store.completeMany(items, now);
-      } catch {
-        // as above; a completion that still fails leaves its lease to expire (at-least-once)
-        return Promise.all(items.map((c) => this.store.complete(c.taskId, c.owner, c.outcome, now).catch(() => undefined)));
-      }
-    }, batching);
+  }
+
+  /** Run `fn` after everything already in the lane (commits and claim rounds never overlap). */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.lane.then(fn, fn);
+    this.lane = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Schedule the group commit of this turn (once per turn). */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      void this.serial(() => this.flush());
+    });
+  }
+
+  /**
+   * One group commit: the pending submits and completions, plus a claim for the free slots; then
+   * answer each caller and start what was claimed. When the store refuses the batch as a whole,
+   * each item is tried alone (one bad input fails only its own caller; a completion that still
+   * fails leaves its lease to expire: at-least-once).
+   */
+  private async flush(): Promise<void> {
+    const submits = this.submits.splice(0, COMMIT_BATCH);
+    const completions = this.completions.splice(0, COMMIT_BATCH);
+    if (this.submits.length > 0 || this.completions.length > 0) this.scheduleFlush();
+    if (submits.length === 0 && completions.length === 0) return;
+    // only a started dispatcher claims in its commits (before start() there may be no gateway yet)
+    const claim = this.loop ? await this.claimRequest() : undefined;
+    const now = this.clock.now();
+    let res: CommitResult;
+    try {
+      res = await this.store.commit({ submits: submits.map((s) => s.input), completions: completions.map((c) => c.completion), ...(claim ? { claim } : {}) }, now);
+    } catch {
+      await Promise.all([
+        ...submits.map((s) => this.store.submit(s.input, now).then((r) => {
+          if (r.created) this.emit(r.task);
+          s.resolve(r);
+        }, s.reject)),
+        ...completions.map(({ completion: c, resolve }) => this.store.complete(c.taskId, c.owner, c.outcome, now).then(resolve, () => resolve(undefined))),
+      ]);
+      this.wake();
+      return;
+    }
+    submits.forEach((s, i) => {
+      const r = res.submitted[i]!;
+      if (r.created) this.emit(r.task);
+      s.resolve(r);
+    });
+    completions.forEach((c, i) => c.resolve(res.completed[i]));
+    for (const task of res.claimed) this.run(task);
+    if (claim && res.claimed.length >= claim.max) this.wake(); // there may be more to claim
+  }
+
+  /** The claim of a commit or a round: as many tasks as there are free slots (none while stopping). */
+  private async claimRequest(): Promise<ClaimRequest | undefined> {
+    const max = Math.min(CLAIM_BATCH, this.opts.maxInFlight - this.running.size);
+    if (this.stopping || max < 1) return undefined;
+    return { owner: this.owner, leaseMs: this.opts.leaseMs, max, filter: await this.claimFilter() };
   }
 
   /**
@@ -186,9 +243,10 @@ export class Dispatcher {
       const i = parsed.error.issues[0]!;
       throw new AppError('BAD_REQUEST', `invalid task: ${i.path.join('.') || '(body)'} ${i.message}`, { hint: 'send {agent | capability, tool_name, parameters, priority?, idempotency_key?, timeout_ms?, max_attempts?}' });
     }
-    const out = await this.submits.load(parsed.data);
-    if (out.created) this.emit(out.task);
-    this.wake();
+    const out = await new Promise<{ task: Task; created: boolean }>((resolve, reject) => {
+      this.submits.push({ input: parsed.data, resolve, reject });
+      this.scheduleFlush();
+    });
     return out;
   }
 
@@ -220,7 +278,7 @@ export class Dispatcher {
    * (their calls go on; `idle()` waits for them). Rounds never overlap.
    */
   tick(): Promise<number> {
-    this.ticking ??= this.round().finally(() => (this.ticking = undefined));
+    this.ticking ??= this.serial(() => this.round()).finally(() => (this.ticking = undefined));
     return this.ticking;
   }
 
@@ -232,12 +290,11 @@ export class Dispatcher {
       this.totals.requeued_expired += n;
     }
     let started = 0;
-    while (!this.stopping && this.running.size < this.opts.maxInFlight) {
-      const max = Math.min(CLAIM_BATCH, this.opts.maxInFlight - this.running.size);
-      const tasks = await this.store.claimMany(this.owner, this.opts.leaseMs, this.clock.now(), max, await this.claimFilter());
+    for (let claim = await this.claimRequest(); claim; claim = await this.claimRequest()) {
+      const tasks = await this.store.claimMany(claim.owner, claim.leaseMs, this.clock.now(), claim.max, claim.filter);
       for (const task of tasks) this.run(task);
       started += tasks.length;
-      if (tasks.length < max) break; // nothing else runnable now (or every agent with work is full)
+      if (tasks.length < claim.max) break; // nothing else runnable now (or every agent with work is full)
     }
     return started;
   }
@@ -252,9 +309,7 @@ export class Dispatcher {
     this.emit(task);
     const p = this.execute(entry).finally(() => {
       this.inflight.delete(p);
-      this.running.delete(task.task_id);
-      if (entry.agent !== undefined) this.release(entry.agent);
-      this.wake();
+      this.free(entry);
     });
     this.inflight.add(p);
   }
@@ -275,6 +330,14 @@ export class Dispatcher {
       }
     }
     return { fullAgents, fullCapabilities, agentRoom, perAgentRoom: this.opts.perAgentLimit };
+  }
+
+  /** Give a running task's slot back (once). */
+  private free(entry: Running): void {
+    if (entry.freed) return;
+    entry.freed = true;
+    this.running.delete(entry.task.task_id);
+    if (entry.agent !== undefined) this.release(entry.agent);
   }
 
   private take(agent: string): void {
@@ -335,13 +398,18 @@ export class Dispatcher {
       error = ctl.signal.aborted ? ctl.signal.reason : err;
     } finally {
       clearInterval(renew);
+      this.free(entry); // the call is over: its slot is free for the next claim
     }
     if (error instanceof LeaseLost) {
       this.totals.lease_lost++;
+      this.wake(); // no commit follows to claim for the freed slot
       return;
     }
     const outcome = this.outcomeOf(task, entry.agent, result, error);
-    const done = await this.completions.load({ taskId: task.task_id, owner: this.owner, outcome }).catch(() => undefined);
+    const done = await new Promise<Task | undefined>((resolve) => {
+      this.completions.push({ completion: { taskId: task.task_id, owner: this.owner, outcome }, resolve });
+      this.scheduleFlush();
+    });
     if (!done) {
       this.totals.lease_lost++;
       return;

@@ -157,3 +157,25 @@ export interface Completion {
   owner: string;
   outcome: Outcome;
 }
+
+/** The claim inside a group commit: up to `max` tasks for `owner`, as `TaskStore.claimMany`. */
+export interface ClaimRequest {
+  owner: string;
+  leaseMs: number;
+  max: number;
+  filter?: ClaimFilter;
+}
+
+/** One group commit (`TaskStore.commit`): what a dispatcher gathered in one event-loop turn. */
+export interface CommitBatch {
+  submits?: readonly NewTask[];
+  completions?: readonly Completion[];
+  claim?: ClaimRequest;
+}
+
+/** The answers of a group commit, in the order of the batch's lists. */
+export interface CommitResult {
+  submitted: { task: Task; created: boolean }[];
+  completed: (Task | undefined)[];
+  claimed: Task[];
+}

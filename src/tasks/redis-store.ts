@@ -19,7 +19,7 @@
  */
 import { Redis } from 'ioredis';
 import { AppError, isAppError, messageOf } from '../errors.js';
-import { PRIORITY_RANK, TASK_STATUSES, type ClaimFilter, type Completion, type ListQuery, type NewTask, type Outcome, type Task, type TaskPage, type TaskStatus } from './model.js';
+import { PRIORITY_RANK, TASK_STATUSES, type ClaimFilter, type CommitBatch, type CommitResult, type Completion, type ListQuery, type NewTask, type Outcome, type Task, type TaskPage, type TaskStatus } from './model.js';
 import { checkStoredTask, corruptTask, decodeCursor, emptyCounts, encodeCursor, newTaskId, pageSize, parseStoredTask, taskNotFound, type TaskStore } from './store.js';
 import { cancelled, completed, expired, matchesAgent, newTask, redriven } from './transitions.js';
 
@@ -298,6 +298,15 @@ export class RedisTaskStore implements TaskStore {
   /** Each completion is its own compare-and-set (they touch different tasks), all in flight at once. */
   async completeMany(items: readonly Completion[], now: number): Promise<(Task | undefined)[]> {
     return Promise.all(items.map((c) => this.completeOne(c.taskId, c.owner, c.outcome, now, checkStoredTask).catch((err: unknown) => (isAppError(err) && err.code === 'TASK_NOT_FOUND' ? undefined : Promise.reject(err)))));
+  }
+
+  /** Not one transaction on Redis: the three steps in order, each atomic (scripts), each durable as Redis is. */
+  async commit(batch: CommitBatch, now: number): Promise<CommitResult> {
+    const submitted = await this.submitMany(batch.submits ?? [], now);
+    const completed = await this.completeMany(batch.completions ?? [], now);
+    const c = batch.claim;
+    const claimed = c ? await this.claimMany(c.owner, c.leaseMs, now, c.max, c.filter) : [];
+    return { submitted, completed, claimed };
   }
 
   async requeueExpired(now: number): Promise<number> {

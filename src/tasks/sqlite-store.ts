@@ -17,9 +17,9 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { PRIORITY_RANK, type ClaimFilter, type Completion, type ListQuery, type NewTask, type Outcome, type Task, type TaskPage, type TaskStatus } from './model.js';
+import { PRIORITY_RANK, type ClaimFilter, type CommitBatch, type CommitResult, type Completion, type ListQuery, type NewTask, type Outcome, type Task, type TaskPage, type TaskStatus } from './model.js';
 import { checkStoredTask, corruptTask, decodeCursor, emptyCounts, encodeCursor, newTaskId, pageSize, parseStoredTask, taskNotFound, type TaskStore } from './store.js';
-import { cancelled, completed, expired, newTask, redriven } from './transitions.js';
+import { cancelled, claimed, completed, expired, newTask, redriven } from './transitions.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tasks (
@@ -124,18 +124,24 @@ export class SqliteTaskStore implements TaskStore {
       byKey: db.prepare<[string], Row>('SELECT * FROM tasks WHERE idempotency_key = ?'),
       // the head of the queue (by the tasks_queue index), read and taken inside one IMMEDIATE
       // transaction: no other claimer, in this process or another, can take it in between
-      candidates: db.prepare<{ now: number; agents: string; caps: string; limit: number }, { seq: number; agent: string | null }>(
+      candidates: db.prepare<{ now: number; agents: string; caps: string; limit: number }, Row & { agent: string | null }>(
+        `SELECT * FROM tasks
+         WHERE status = 'queued' AND run_at <= @now
+           AND (agent IS NULL OR agent NOT IN (SELECT value FROM json_each(@agents)))
+           AND (capability IS NULL OR capability NOT IN (SELECT value FROM json_each(@caps)))
+         ORDER BY prio, seq LIMIT @limit`,
+      ),
+      anyRunnable: db.prepare<{ now: number; agents: string; caps: string; limit: number }, { seq: number; agent: string | null }>(
         `SELECT seq, agent FROM tasks
          WHERE status = 'queued' AND run_at <= @now
            AND (agent IS NULL OR agent NOT IN (SELECT value FROM json_each(@agents)))
            AND (capability IS NULL OR capability NOT IN (SELECT value FROM json_each(@caps)))
          ORDER BY prio, seq LIMIT @limit`,
       ),
-      take: db.prepare<{ seq: number; owner: string; exp: number; now: number }, Row>(
+      take: db.prepare<{ seq: number; owner: string; exp: number; now: number; started: number }>(
         `UPDATE tasks SET status = 'running', lease_owner = @owner, lease_expires_at = @exp,
-           attempt_started_at = @now, started_at = coalesce(started_at, @now)
-         WHERE seq = @seq AND status = 'queued'
-         RETURNING *`,
+           attempt_started_at = @now, started_at = @started
+         WHERE seq = @seq AND status = 'queued'`,
       ),
       renew: db.prepare<{ id: string; owner: string; exp: number }, { cancel: number | null }>(
         `UPDATE tasks SET lease_expires_at = @exp WHERE task_id = @id AND status = 'running' AND lease_owner = @owner
@@ -159,13 +165,12 @@ export class SqliteTaskStore implements TaskStore {
     this.tx = {
       submit: db.transaction((inputs: readonly NewTask[], now: number) => inputs.map((input) => this.insert(input, now))),
       claim: db.transaction((owner: string, exp: number, now: number, max: number, filter: ClaimFilter) => this.take(owner, exp, now, max, filter)),
-      complete: db.transaction((items: readonly Completion[], now: number) =>
-        items.map(({ taskId, owner, outcome }) => {
-          const row = this.stmts.byId.get(taskId);
-          if (!row) return undefined;
-          const next = completed(fromRow(row, checkStoredTask), owner, outcome, now);
-          if (next) this.put(next);
-          return next;
+      complete: db.transaction((items: readonly Completion[], now: number) => items.map((c) => this.completeRow(c, now))),
+      commit: db.transaction(
+        (batch: CommitBatch, now: number): CommitResult => ({
+          submitted: (batch.submits ?? []).map((input) => this.insert(input, now)),
+          completed: (batch.completions ?? []).map((c) => this.completeRow(c, now)),
+          claimed: batch.claim && batch.claim.max >= 1 ? this.take(batch.claim.owner, now + batch.claim.leaseMs, now, Math.floor(batch.claim.max), batch.claim.filter ?? {}) : [],
         }),
       ),
       requeue: db.transaction((now: number) => {
@@ -246,6 +251,15 @@ export class SqliteTaskStore implements TaskStore {
     return { task, created: true };
   }
 
+  /** One completion inside a write transaction: undefined when the task is gone or the lease lost. */
+  private completeRow({ taskId, owner, outcome }: Completion, now: number): Task | undefined {
+    const row = this.stmts.byId.get(taskId);
+    if (!row) return undefined;
+    const next = completed(fromRow(row, checkStoredTask), owner, outcome, now);
+    if (next) this.put(next);
+    return next;
+  }
+
   /**
    * Up to `max` claims inside a write transaction: read the head of the queue without the full
    * agents, take each row whose agent has room left, again without the agents that filled up,
@@ -257,22 +271,27 @@ export class SqliteTaskStore implements TaskStore {
     const caps = JSON.stringify(filter.fullCapabilities ?? []);
     const out: Task[] = [];
     while (out.length < max) {
-      const rows = this.stmts.candidates.all({ now, agents: JSON.stringify([...full]), caps, limit: max - out.length });
-      if (rows.length === 0) break;
+      const want = max - out.length;
+      const rows = this.stmts.candidates.all({ now, agents: JSON.stringify([...full]), caps, limit: want });
+      let skipped = false;
       for (const r of rows) {
         if (r.agent !== null) {
-          if (full.has(r.agent)) continue;
-          const left = room.get(r.agent) ?? filter.perAgentRoom ?? Infinity;
+          const left = full.has(r.agent) ? 0 : (room.get(r.agent) ?? filter.perAgentRoom ?? Infinity);
           if (left <= 0) {
             full.add(r.agent);
+            skipped = true;
             continue;
           }
           room.set(r.agent, left - 1);
           if (left <= 1) full.add(r.agent);
         }
-        const row = this.stmts.take.get({ seq: r.seq, owner, exp, now });
-        if (row) out.push(fromRow(row, checkStoredTask));
+        // the row was read inside this write transaction: the update cannot miss, and the task
+        // is the row with the claim's fields (transitions.ts `claimed`)
+        const task = claimed(fromRow(r, checkStoredTask), owner, exp - now, now);
+        this.stmts.take.run({ seq: r.seq, owner, exp, now, started: task.started_at! });
+        out.push(task);
       }
+      if (!skipped) break; // all taken (max reached) or nothing more is runnable
     }
     return out;
   }
@@ -295,7 +314,11 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async claimMany(owner: string, leaseMs: number, now: number, max: number, filter: ClaimFilter = {}): Promise<Task[]> {
-    return max < 1 ? [] : this.tx.claim.immediate(owner, now + leaseMs, now, Math.floor(max), filter);
+    if (max < 1) return [];
+    // a read first: the write lock (and a commit) only when something looks runnable; the
+    // transaction reads again, so a task another claimer took meanwhile is not taken twice
+    if (!this.stmts.anyRunnable.get({ now, agents: JSON.stringify(filter.fullAgents ?? []), caps: JSON.stringify(filter.fullCapabilities ?? []), limit: 1 })) return [];
+    return this.tx.claim.immediate(owner, now + leaseMs, now, Math.floor(max), filter);
   }
 
   async renew(taskId: string, owner: string, leaseMs: number, now: number): Promise<{ held: boolean; cancelRequested: boolean }> {
@@ -312,6 +335,10 @@ export class SqliteTaskStore implements TaskStore {
 
   async completeMany(items: readonly Completion[], now: number): Promise<(Task | undefined)[]> {
     return items.length === 0 ? [] : this.tx.complete.immediate(items, now);
+  }
+
+  async commit(batch: CommitBatch, now: number): Promise<CommitResult> {
+    return this.tx.commit.immediate(batch, now);
   }
 
   async requeueExpired(now: number): Promise<number> {

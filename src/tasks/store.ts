@@ -8,7 +8,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import { ZodError } from 'zod';
 import { AppError } from '../errors.js';
-import { PRIORITIES, TASK_STATUSES, TaskSchema, type ClaimFilter, type Completion, type ListQuery, type NewTask, type Outcome, type Task, type TaskPage, type TaskStatus } from './model.js';
+import { PRIORITIES, TASK_STATUSES, TaskSchema, type ClaimFilter, type CommitBatch, type CommitResult, type Completion, type ListQuery, type NewTask, type Outcome, type Task, type TaskPage, type TaskStatus } from './model.js';
 
 export interface TaskStore {
   /** `sqlite` or `redis` (logs, metrics). */
@@ -52,6 +52,14 @@ export interface TaskStore {
    * lease was lost or the task is gone. Resolves once all are durable.
    */
   completeMany(items: readonly Completion[], now: number): Promise<(Task | undefined)[]>;
+  /**
+   * The dispatcher's group commit: the submits (as `submitMany`), then the completions (as
+   * `completeMany`), then the claim (as `claimMany`, so it can take the tasks just submitted and
+   * the slots just freed), in one write where the store can (SQLite: one transaction; Redis: in
+   * that order, each step atomic). Resolves once all of it is durable; when it rejects, SQLite
+   * wrote none of it (the dispatcher then retries the items one by one).
+   */
+  commit(batch: CommitBatch, now: number): Promise<CommitResult>;
   /** Return every task whose lease ended before `now` to the queue (transitions.ts `expired`); how many. */
   requeueExpired(now: number): Promise<number>;
   /** Cancel (transitions.ts `cancelled`). @throws AppError TASK_NOT_FOUND, TASK_STATE_CONFLICT. */
