@@ -95,6 +95,35 @@ function docOf(task: Task): string {
   return JSON.stringify(doc);
 }
 
+/** The room of one claim (ClaimFilter), shared by the queued rows and a commit's new tasks. */
+class ClaimRoom {
+  readonly full: Set<string>;
+  /** JSON list of the full capabilities (for the claim query). */
+  readonly caps: string;
+  private readonly fullCaps: ReadonlySet<string>;
+  private readonly room: Map<string, number>;
+
+  constructor(private readonly filter: ClaimFilter) {
+    this.full = new Set(filter.fullAgents ?? []);
+    this.fullCaps = new Set(filter.fullCapabilities ?? []);
+    this.caps = JSON.stringify([...this.fullCaps]);
+    this.room = new Map(Object.entries(filter.agentRoom ?? {}));
+  }
+
+  /** Take a slot for a task naming `agent` (or `capability`); false when it has none left. */
+  admit(agent: string | undefined, capability: string | undefined): boolean {
+    if (agent === undefined) return capability === undefined || !this.fullCaps.has(capability);
+    const left = this.full.has(agent) ? 0 : (this.room.get(agent) ?? this.filter.perAgentRoom ?? Infinity);
+    if (left <= 0) {
+      this.full.add(agent);
+      return false;
+    }
+    this.room.set(agent, left - 1);
+    if (left <= 1) this.full.add(agent);
+    return true;
+  }
+}
+
 /** `<workspace>/.nexus/tasks.db`. */
 export const tasksDbPath = (workspace: string): string => join(workspace, '.nexus', 'tasks.db');
 
@@ -117,8 +146,8 @@ export class SqliteTaskStore implements TaskStore {
     const db = this.db;
     this.stmts = {
       insert: db.prepare(
-        `INSERT INTO tasks (task_id, idempotency_key, status, prio, agent, capability, run_at, doc)
-         VALUES (@task_id, @idempotency_key, 'queued', @prio, @agent, @capability, @run_at, @doc)`,
+        `INSERT INTO tasks (task_id, idempotency_key, status, prio, agent, capability, run_at, lease_owner, lease_expires_at, attempt_started_at, started_at, doc)
+         VALUES (@task_id, @idempotency_key, @status, @prio, @agent, @capability, @run_at, @lease_owner, @lease_expires_at, @attempt_started_at, @started_at, @doc)`,
       ),
       byId: db.prepare<[string], Row>('SELECT * FROM tasks WHERE task_id = ?'),
       byKey: db.prepare<[string], Row>('SELECT * FROM tasks WHERE idempotency_key = ?'),
@@ -130,6 +159,14 @@ export class SqliteTaskStore implements TaskStore {
            AND (agent IS NULL OR agent NOT IN (SELECT value FROM json_each(@agents)))
            AND (capability IS NULL OR capability NOT IN (SELECT value FROM json_each(@caps)))
          ORDER BY prio, seq LIMIT @limit`,
+      ),
+      // the same, within one priority (a commit merges its new tasks in after each priority's queue)
+      candidatesAt: db.prepare<{ now: number; agents: string; caps: string; limit: number; prio: number }, Row & { agent: string | null }>(
+        `SELECT * FROM tasks
+         WHERE status = 'queued' AND prio = @prio AND run_at <= @now
+           AND (agent IS NULL OR agent NOT IN (SELECT value FROM json_each(@agents)))
+           AND (capability IS NULL OR capability NOT IN (SELECT value FROM json_each(@caps)))
+         ORDER BY seq LIMIT @limit`,
       ),
       anyRunnable: db.prepare<{ now: number; agents: string; caps: string; limit: number }, { seq: number; agent: string | null }>(
         `SELECT seq, agent FROM tasks
@@ -152,6 +189,11 @@ export class SqliteTaskStore implements TaskStore {
            lease_expires_at = @lease_expires_at, attempt_started_at = @attempt_started_at, started_at = @started_at, doc = @doc
          WHERE task_id = @task_id`,
       ),
+      putSeq: db.prepare(
+        `UPDATE tasks SET status = @status, run_at = @run_at, ran_on_agent = @ran_on_agent, lease_owner = @lease_owner,
+           lease_expires_at = @lease_expires_at, attempt_started_at = @attempt_started_at, started_at = @started_at, doc = @doc
+         WHERE seq = @seq`,
+      ),
       expired: db.prepare<[number], Row>(`SELECT * FROM tasks WHERE status = 'running' AND lease_expires_at <= ?`),
       anyExpired: db.prepare<[number], { one: number }>(`SELECT 1 AS one FROM tasks WHERE status = 'running' AND lease_expires_at <= ? LIMIT 1`),
       counts: db.prepare<[], { status: string; n: number }>('SELECT status, count(*) AS n FROM tasks GROUP BY status'),
@@ -164,15 +206,9 @@ export class SqliteTaskStore implements TaskStore {
     };
     this.tx = {
       submit: db.transaction((inputs: readonly NewTask[], now: number) => inputs.map((input) => this.insert(input, now))),
-      claim: db.transaction((owner: string, exp: number, now: number, max: number, filter: ClaimFilter) => this.take(owner, exp, now, max, filter)),
+      claim: db.transaction((owner: string, exp: number, now: number, max: number, filter: ClaimFilter) => this.take(owner, exp, now, max, new ClaimRoom(filter), [])),
       complete: db.transaction((items: readonly Completion[], now: number) => items.map((c) => this.completeRow(c, now))),
-      commit: db.transaction(
-        (batch: CommitBatch, now: number): CommitResult => ({
-          submitted: (batch.submits ?? []).map((input) => this.insert(input, now)),
-          completed: (batch.completions ?? []).map((c) => this.completeRow(c, now)),
-          claimed: batch.claim && batch.claim.max >= 1 ? this.take(batch.claim.owner, now + batch.claim.leaseMs, now, Math.floor(batch.claim.max), batch.claim.filter ?? {}) : [],
-        }),
-      ),
+      commit: db.transaction((batch: CommitBatch, now: number) => this.commitBatch(batch, now)),
       requeue: db.transaction((now: number) => {
         let n = 0;
         for (const row of this.stmts.expired.all(now)) {
@@ -205,9 +241,10 @@ export class SqliteTaskStore implements TaskStore {
     return new SqliteTaskStore(tasksDbPath(workspace));
   }
 
-  private put(t: Task): void {
-    this.stmts.put.run({
-      task_id: t.task_id,
+  /** Write a task's row back (by its storage `seq` when known: no index lookup). */
+  private put(t: Task, seq?: number): void {
+    (seq === undefined ? this.stmts.put : this.stmts.putSeq).run({
+      ...(seq === undefined ? { task_id: t.task_id } : { seq }),
       status: t.status,
       run_at: t.run_at,
       ran_on_agent: t.ran_on_agent ?? null,
@@ -239,16 +276,72 @@ export class SqliteTaskStore implements TaskStore {
       if (row) return { task: fromRow(row, checkStoredTask), created: false };
     }
     const task = newTask(input, newTaskId(), now);
+    this.write(task);
+    return { task, created: true };
+  }
+
+  /** Insert a new task's row (queued, or running when a commit claimed it at once). */
+  private write(task: Task): void {
     this.stmts.insert.run({
       task_id: task.task_id,
       idempotency_key: task.idempotency_key ?? null,
+      status: task.status,
       prio: PRIORITY_RANK[task.priority],
       agent: task.agent ?? null,
       capability: task.capability ?? null,
       run_at: task.run_at,
+      lease_owner: task.lease_owner ?? null,
+      lease_expires_at: task.lease_expires_at ?? null,
+      attempt_started_at: task.attempt_started_at ?? null,
+      started_at: task.started_at ?? null,
       doc: docOf(task),
     });
-    return { task, created: true };
+  }
+
+  /**
+   * The group commit inside one write transaction: the completions, then the submits, with the
+   * claim in queue order over both: per priority, the queued rows (older) first, then this
+   * batch's new tasks in submission order. A new task claimed at once is inserted as running (one
+   * write instead of an insert and an update); its submitter still gets it as queued (accepted).
+   */
+  private commitBatch(batch: CommitBatch, now: number): CommitResult {
+    const completed = (batch.completions ?? []).map((c) => this.completeRow(c, now));
+    const byKey = new Map<string, { task: Task; created: boolean }>();
+    const fresh: Task[] = [];
+    const submitted = (batch.submits ?? []).map((input) => {
+      const key = input.idempotency_key;
+      let r = key === undefined ? undefined : byKey.get(key);
+      if (r) return { task: r.task, created: false };
+      const row = key === undefined ? undefined : this.stmts.byKey.get(key);
+      if (row) r = { task: fromRow(row, checkStoredTask), created: false };
+      else {
+        r = { task: newTask(input, newTaskId(), now), created: true };
+        fresh.push(r.task);
+      }
+      if (key !== undefined) byKey.set(key, r);
+      return r;
+    });
+    const claimedNow = new Map<Task, Task>();
+    const out: Task[] = [];
+    const c = batch.claim;
+    if (c && c.max >= 1) {
+      const max = Math.floor(c.max);
+      const room = new ClaimRoom(c.filter ?? {});
+      // most turns find the queue empty (its tasks were claimed when submitted): one read says so
+      const queued = this.stmts.anyRunnable.get({ now, agents: JSON.stringify([...room.full]), caps: room.caps, limit: 1 }) !== undefined;
+      for (let prio = 0; prio <= 2 && out.length < max; prio++) {
+        if (queued) this.take(c.owner, now + c.leaseMs, now, max, room, out, prio);
+        for (const t of fresh) {
+          if (out.length >= max) break;
+          if (PRIORITY_RANK[t.priority] !== prio || !room.admit(t.agent, t.capability)) continue;
+          const running = claimed(t, c.owner, c.leaseMs, now);
+          claimedNow.set(t, running);
+          out.push(running);
+        }
+      }
+    }
+    for (const t of fresh) this.write(claimedNow.get(t) ?? t);
+    return { submitted, completed, claimed: out };
   }
 
   /** One completion inside a write transaction: undefined when the task is gone or the lease lost. */
@@ -256,34 +349,24 @@ export class SqliteTaskStore implements TaskStore {
     const row = this.stmts.byId.get(taskId);
     if (!row) return undefined;
     const next = completed(fromRow(row, checkStoredTask), owner, outcome, now);
-    if (next) this.put(next);
+    if (next) this.put(next, row.seq);
     return next;
   }
 
   /**
-   * Up to `max` claims inside a write transaction: read the head of the queue without the full
-   * agents, take each row whose agent has room left, again without the agents that filled up,
-   * until `max` are taken or nothing runnable is left.
+   * Claims inside a write transaction, appended to `out` until it holds `max`: read the head of
+   * the queue (of priority rank `prio` when given) without the full agents, take each row whose
+   * agent has room left, again without the agents that filled up, until nothing runnable is left.
    */
-  private take(owner: string, exp: number, now: number, max: number, filter: ClaimFilter): Task[] {
-    const full = new Set(filter.fullAgents ?? []);
-    const room = new Map(Object.entries(filter.agentRoom ?? {}));
-    const caps = JSON.stringify(filter.fullCapabilities ?? []);
-    const out: Task[] = [];
+  private take(owner: string, exp: number, now: number, max: number, room: ClaimRoom, out: Task[], prio?: number): Task[] {
     while (out.length < max) {
-      const want = max - out.length;
-      const rows = this.stmts.candidates.all({ now, agents: JSON.stringify([...full]), caps, limit: want });
+      const q = { now, agents: JSON.stringify([...room.full]), caps: room.caps, limit: max - out.length };
+      const rows = prio === undefined ? this.stmts.candidates.all(q) : this.stmts.candidatesAt.all({ ...q, prio });
       let skipped = false;
       for (const r of rows) {
-        if (r.agent !== null) {
-          const left = full.has(r.agent) ? 0 : (room.get(r.agent) ?? filter.perAgentRoom ?? Infinity);
-          if (left <= 0) {
-            full.add(r.agent);
-            skipped = true;
-            continue;
-          }
-          room.set(r.agent, left - 1);
-          if (left <= 1) full.add(r.agent);
+        if (!room.admit(r.agent ?? undefined, undefined)) {
+          skipped = true;
+          continue;
         }
         // the row was read inside this write transaction: the update cannot miss, and the task
         // is the row with the claim's fields (transitions.ts `claimed`)

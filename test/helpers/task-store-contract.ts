@@ -196,6 +196,33 @@ export function taskStoreContract(kind: string, open: () => Promise<TaskStore>, 
       await s.close();
     });
 
+    it('commits submits, completions and a claim in one go: the claim follows queue order over queued and new tasks, within the room', async () => {
+      const s = await open();
+      const n = (t: { parameters: Record<string, unknown> }) => t.parameters.n;
+      await s.submitMany([task({ parameters: { n: 'old-normal' } }), task({ parameters: { n: 'old-low' }, priority: 'low' }), task({ agent: 'beta', parameters: { n: 'old-beta' } })], T0);
+      const [running] = await s.claimMany('d', LEASE, T0, 1, { fullAgents: ['alpha'] });
+      expect(n(running!)).toBe('old-beta');
+      const r = await s.commit(
+        {
+          submits: [task({ parameters: { n: 'new-normal' } }), task({ parameters: { n: 'new-high' }, priority: 'high' }), task({ parameters: { n: 'dup' }, idempotency_key: 'k' }), task({ parameters: { n: 'dup2' }, idempotency_key: 'k' })],
+          completions: [{ taskId: running!.task_id, owner: 'd', outcome: { status: 'succeeded', result: 1, agent: 'beta', replica: 'r', http_status: 200 } }],
+          claim: { owner: 'd', leaseMs: LEASE, max: 3, filter: { agentRoom: { alpha: 3 } } },
+        },
+        T0 + 5,
+      );
+      expect(r.submitted.map((x) => [n(x.task), x.created, x.task.status])).toEqual([['new-normal', true, 'queued'], ['new-high', true, 'queued'], ['dup', true, 'queued'], ['dup', false, 'queued']]);
+      expect(r.completed[0]).toMatchObject({ status: 'succeeded', finished_at: T0 + 5 });
+      // high first (new), then the normal ones oldest first; the low one stays queued
+      expect(r.claimed.map(n)).toEqual(['new-high', 'old-normal', 'new-normal']);
+      for (const t of r.claimed) expect(await s.get(t.task_id)).toEqual(t);
+      expect(r.claimed.every((t) => t.status === 'running' && t.lease_owner === 'd' && t.started_at === T0 + 5)).toBe(true);
+      expect(await s.counts()).toEqual({ queued: 2, running: 3, succeeded: 1, failed: 0, cancelled: 0, dead: 0 });
+      // room for one more alpha task: the commit claims only that many
+      const r2 = await s.commit({ submits: [task({ parameters: { n: 'x' } })], claim: { owner: 'd', leaseMs: LEASE, max: 5, filter: { agentRoom: { alpha: 1 } } } }, T0 + 6);
+      expect(r2.claimed.map(n)).toEqual(['dup']);
+      await s.close();
+    });
+
     it('gives each task to exactly one of many concurrent batch claimers on two clients', async () => {
       const s1 = await open();
       const s2 = await openAnother(s1);
