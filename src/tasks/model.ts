@@ -9,8 +9,10 @@
  *     |                 |  --cancel--> cancelled
  *     +--lease expired--+  (the owner died: at-least-once, the expiry is recorded as an attempt)
  *
- * Everything a store reads back is parsed with these zod schemas, so a corrupt row or a foreign
- * writer is an error (REGISTRY_CORRUPT), never a half-typed object.
+ * What a store reads back for the API is parsed with these zod schemas, so a corrupt row or a
+ * foreign writer is an error (TASK_STORE_CORRUPT), never a half-typed object; the dispatcher's hot
+ * path (claim, complete) uses the cheaper structural check of store.ts `checkStoredTask`, which
+ * falls back to the full parse when a record looks wrong.
  */
 import { z } from 'zod';
 

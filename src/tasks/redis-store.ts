@@ -13,7 +13,8 @@
  * - `<p>:delayed` zset by run_at (retry backoff), moved to `queued` when due by the claim script;
  * - `<p>:running` zset by lease expiry; `<p>:s:<status>` and `<p>:all` zsets by seq (listing);
  * - `<p>:idem` hash idempotency key -> id; `<p>:seq` the counter.
- * Submit, claim and renew are one Lua script each (atomic on the server); the other transitions
+ * Submit, claim and renew are one Lua script each (atomic on the server; a batch of submits is one
+ * pipelined round trip, a claim takes up to `max` tasks within each agent's room); the other transitions
  * run the pure functions of transitions.ts in Node and write back with a compare-and-set script on
  * `ver`, retried when another instance wrote first.
  */

@@ -7,12 +7,13 @@
  *
  * A row keeps the task as JSON (`doc`) plus the columns the queue needs indexed (status, priority
  * rank, run_at, agent) and the fields a claim sets (lease owner and expiry, attempt start, first
- * start), which override the JSON on read: a claim is then one `UPDATE ... RETURNING` picking the
- * head of the queue by index, atomic without reading first.
+ * start), which override the JSON on read: a claim reads the head of the queue by the partial
+ * `tasks_queue` index and updates only those columns, inside one IMMEDIATE transaction (the write
+ * lock first), so two claimers, in this process or another, never take the same task.
  *
- * Group commit: `submitMany`, `claimMany` and `completeMany` do a whole batch in one IMMEDIATE
- * transaction (one WAL append instead of one per task); the dispatcher feeds them what arrives in
- * the same event-loop turn, and answers each caller only after the commit.
+ * Group commit: `commit` (and `submitMany`, `claimMany`, `completeMany`) do a whole batch in one
+ * IMMEDIATE transaction (one WAL append instead of one per task); the dispatcher feeds it what
+ * arrives in the same event-loop turn and answers each caller only after the commit.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
