@@ -58,6 +58,7 @@ import { buildServer as buildManager } from '../src/server/app.js';
 import { EventBus } from '../src/server/events-bus.js';
 import { streamRoutes } from '../src/server/streams.js';
 import { createManager } from '../src/server/manager.js';
+import { tasksBench } from './bench/tasks.js';
 import { sseClient, wsClient, type StreamClient } from '../test/helpers/streams.js';
 
 const run = promisify(execFile);
@@ -1007,72 +1008,6 @@ async function cliBench(rounds: number): Promise<string> {
   rows.push(`| create | ${median(createWall).toFixed(0)} | ${median(createCalls.slice(1)).toFixed(0)} | ${(median(createWall) - median(createCalls.slice(1))).toFixed(0)} |`);
   await rm(ws, { recursive: true, force: true });
   return ['| command | CLI wall ms | use case in-process ms | CLI overhead ms |', '|---|---|---|---|', ...rows].join('\n');
-}
-
-/**
- * Tasks end to end (submit -> succeeded, embedded SQLite store, dispatcher, gateway) vs direct
- * POST /execute, both at `concurrency` clients on one in-process agent runtime (process_data), `n`
- * calls each, interleaved rounds, median throughput. A task client submits, then waits for its
- * `succeeded` event before the next one. Loopback only; the store lives in a temp dir.
- */
-async function tasksBench(n: number, concurrency: number, rounds: number): Promise<string> {
-  const { SqliteTaskStore } = await import('../src/tasks/sqlite-store.js');
-  const { Dispatcher } = await import('../src/tasks/dispatcher.js');
-  const runtime = await buildServer(defineAgent({ name: 'TaskBench', description: 'bench', version: '1.0.0', tools: [processData] }), { processMetrics: false });
-  await runtime.listen({ host: '127.0.0.1', port: 0 });
-  const url = `http://127.0.0.1:${(runtime.server.address() as AddressInfo).port}`;
-  const body = JSON.stringify({ tool_name: 'process_data', parameters: { data: [1, 2, 3, 4, 5] } });
-  const clients = async (work: () => Promise<void>) => {
-    let left = n;
-    const t0 = performance.now();
-    await Promise.all(Array.from({ length: concurrency }, async () => {
-      while (left-- > 0) await work();
-    }));
-    return n / ((performance.now() - t0) / 1000);
-  };
-  const direct: number[] = [];
-  const viaTasks: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    const pool = new Pool(url, { connections: concurrency });
-    direct.push(await clients(async () => {
-      const res = await pool.request({ path: '/execute', method: 'POST', headers: { 'content-type': 'application/json' }, body });
-      await res.body.text();
-      if (res.statusCode !== 200) throw new Error(`direct call answered ${res.statusCode}`);
-    }));
-    await pool.close();
-    const ws = await mkdtemp(join(tmpdir(), 'nexus-bench-tasks-'));
-    const store = SqliteTaskStore.forWorkspace(ws);
-    const gateway = new Gateway({ resolve: (slug) => ({ slug, replicas: [{ id: 'r0', url, inRotation: true }] }) });
-    const waiting = new Map<string, () => void>();
-    const finished = new Set<string>();
-    const d = new Dispatcher({ store, gateway, perAgentLimit: concurrency, pollMs: 50, onEvent: (e) => {
-      if (e.status === 'succeeded') (waiting.get(e.task_id) ?? (() => finished.add(e.task_id)))();
-      else if (e.status !== 'queued' && e.status !== 'running') throw new Error(`task ${e.task_id} ended ${e.status}`);
-    } });
-    d.start();
-    viaTasks.push(await clients(async () => {
-      const { task } = await d.submit({ agent: 'bench', tool_name: 'process_data', parameters: { data: [1, 2, 3, 4, 5] } });
-      if (finished.delete(task.task_id)) return;
-      await new Promise<void>((resolve) => waiting.set(task.task_id, resolve));
-      waiting.delete(task.task_id);
-    }));
-    await d.stop();
-    await gateway.close();
-    await store.close();
-    await rm(ws, { recursive: true, force: true });
-  }
-  await runtime.close();
-  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const ratio = med(viaTasks) / med(direct);
-  return [
-    `Tasks end to end vs direct /execute: ${n} calls per round, ${concurrency} concurrent clients, ${rounds} interleaved rounds (median), one in-process runtime, embedded SQLite store (WAL).`,
-    '',
-    '| path | calls/s (median) |',
-    '|---|---|',
-    `| direct POST /execute | ${med(direct).toFixed(0)} |`,
-    `| tasks: submit -> succeeded (store + dispatcher + gateway) | ${med(viaTasks).toFixed(0)} |`,
-    `| ratio tasks / direct (goal >= 0.5) | ${ratio.toFixed(2)} |`,
-  ].join('\n');
 }
 
 if (args.includes('--role')) {
