@@ -13,7 +13,7 @@ import { dashboardApi, dashboardAssets } from './dashboard.js';
 import { buildServer, type ManagerApp, type ManagerPlugin, type ServerDeps } from './app.js';
 import { EventBus, fleetStreamEvent, startMetricsProducer, taskStreamEvent, type StreamEventInput } from './events-bus.js';
 import { Gateway, type GatewayAgent, type GatewayOptions } from './gateway/gateway.js';
-import { serveManager } from './serve.js';
+import { isLoopbackHost, serveManager } from './serve.js';
 import { superviseManager } from './supervisor.js';
 import { streamRoutes } from './streams.js';
 import { GatewayFigures } from './gateway/figures.js';
@@ -265,6 +265,17 @@ async function resolveAgent(ctx: ManagerContext, name: string): Promise<GatewayA
   return { slug: rec.slug, replicas: views.filter((v) => v.url).map((v) => ({ id: v.id, url: v.url, inRotation: v.inRotation })) };
 }
 
+/**
+ * The manager URL `agent serve` gives the containers it starts when none is configured (pure):
+ * `http://<host>:<port>` for the address it listens on, unless that is loopback (127.0.0.0/8,
+ * `::1`, `localhost`), which a container on Linux cannot reach: then undefined. A wildcard host
+ * (0.0.0.0, ::) becomes host.docker.internal in the container (src/fleet/containers.ts).
+ */
+export function servedManagerUrl(listening: string): string | undefined {
+  const u = new URL(listening);
+  return isLoopbackHost(u.hostname) ? undefined : `${u.protocol}//${u.host}`;
+}
+
 /** What `agent serve` returns once the manager has stopped. */
 export interface ServeResult {
   url: string;
@@ -296,6 +307,12 @@ export async function serveWorkspace(
     log: { level: 'info', stream: process.stderr },
     build: async (d) => (await createManager({ config: deps.config, env, engine: deps.engine, clock: deps.clock, bootstrapToken: d.bootstrapToken, log: d.log, supervisor: superviseManager() })).app,
   });
+  if (deps.config.manager.url === undefined) {
+    // containers this manager starts (start, restart, scale, the supervisor) dial it back
+    const url = servedManagerUrl(running.url);
+    if (url) deps.config.manager = { url };
+    else io.out.write(`agents' containers will not dial this manager: it listens on loopback only (set manager.url in nexus.yaml, or serve --host 0.0.0.0 with NEXUS_MANAGER_TOKEN)\n`);
+  }
   const stop = () => void running.close();
   if (io.signal?.aborted) stop();
   io.signal?.addEventListener('abort', stop, { once: true });
