@@ -6,6 +6,9 @@ import { openFleet, type Fleet } from '../fleet/open.js';
 import { findRecord, observedRotation, SnapshotCache, type RotationSource } from '../fleet/replicas.js';
 import { agentsPlugin } from './agents.js';
 import { commandRoutes, CommandCenter } from './commands.js';
+import { commandStoreFile, SqliteCommandStore, type CommandStore } from './command-store.js';
+import { messageOf } from '../errors.js';
+import { logger } from '../log.js';
 import { agentSocketRoute, AgentConnections, connectionRoutes, recordLookup } from './connections.js';
 import { agentsDirectoryPlugin } from './agents-directory.js';
 import { McpDoor, mcpDoorPlugin, type McpDoorOptions } from './mcp-door.js';
@@ -18,6 +21,8 @@ import { superviseManager } from './supervisor.js';
 import { streamRoutes } from './streams.js';
 import { GatewayFigures } from './gateway/figures.js';
 import { createTasks, type DispatcherOptions, type RunningTasks } from '../tasks/index.js';
+
+const storeLog = logger('commands');
 
 /**
  * What the manager's domain plugins (agents, tasks, streams, dashboard) and the supervisor share.
@@ -98,6 +103,8 @@ export interface CreateManagerOptions {
    * ms a socket has to send its HELLO (10,000).
    */
   connections?: { heartbeatIntervalS?: number | undefined; missedHeartbeats?: number | undefined; helloTimeoutMs?: number | undefined } | undefined;
+  /** Commands: the store they are written through (default `<workspace>/.nexus/commands.db`, command-store.ts). */
+  commands?: { store?: CommandStore | undefined } | undefined;
   /** The MCP door at /mcp (sessions bounded and expiring, tool-list polling); src/server/mcp-door.ts. */
   mcp?: McpDoorOptions | undefined;
   /** Where the dashboard's built assets are (default dist/dashboard, see src/server/dashboard.ts). */
@@ -189,12 +196,24 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
     missedHeartbeats: opts.connections?.missedHeartbeats,
     helloTimeoutMs: opts.connections?.helloTimeoutMs,
   });
+  let commandStore: CommandStore;
+  try {
+    commandStore = opts.commands?.store ?? new SqliteCommandStore(commandStoreFile(opts.config.workspace));
+  } catch (err) {
+    await tasks.close().catch(() => undefined);
+    connections.close();
+    metricsProducer.stop();
+    await fleet.close();
+    throw err;
+  }
   const commands = new CommandCenter({
     connections,
     records: async () => (await snapshot.get()).records,
     execute: (agent, req) => ctx.gateway.executeViaGateway(agent, req),
     publish,
     clock,
+    store: commandStore,
+    onStoreError: (err) => storeLog.error({ err: messageOf(err) }, 'command store write failed'),
   });
 
   const door = new McpDoor(ctx, opts.mcp);
@@ -206,6 +225,7 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
     await tasks.close().catch(() => undefined);
     connections.close();
     commands.close();
+    commandStore.close();
     await supervisor?.close().catch(() => undefined);
     await gateway?.close();
     metricsProducer.stop();
@@ -244,6 +264,7 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
     throw err;
   }
   tasks.dispatcher.start();
+  commands.start();
   return { app, fleet, gateway, events, context: ctx, tasks, door, connections, commands, close: () => app.close() };
 }
 
