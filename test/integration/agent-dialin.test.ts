@@ -24,7 +24,7 @@ const admin = { authorization: `Bearer ${BOOTSTRAP}`, 'content-type': 'applicati
 let ws: TestWorkspace;
 let gateway: string;
 let base: string;
-let manager: { child: ChildProcess; exited: Promise<unknown> } | undefined;
+let manager: { child: ChildProcess; exited: Promise<unknown>; log: () => string } | undefined;
 
 /** `agent serve --host <bridge gateway> --port 9770` for the test workspace; resolves once it listens. */
 async function serve(): Promise<{ child: ChildProcess; exited: Promise<unknown>; out: () => string }> {
@@ -36,7 +36,7 @@ async function serve(): Promise<{ child: ChildProcess; exited: Promise<unknown>;
   const exited = new Promise((r) => child.on('close', r));
   let out = '';
   let err = '';
-  child.stderr!.on('data', (d) => (err += d));
+  child.stderr!.on('data', (d) => (err = (err + d).slice(-20_000)));
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (d) => {
       out += d;
@@ -44,7 +44,7 @@ async function serve(): Promise<{ child: ChildProcess; exited: Promise<unknown>;
     });
     void exited.then(() => reject(new Error(`serve exited: ${err.slice(-2000)}`)));
   });
-  manager = { child, exited };
+  manager = { child, exited, log: () => `${out}\n${err}`.slice(-4000) };
   return { child, exited, out: () => out };
 }
 
@@ -92,7 +92,12 @@ describe('containers the manager starts dial it back', () => {
 
     const started = await api('POST', `/agents/${slug}/start`, {});
     expect(started.status, JSON.stringify(started.body)).toBe(200);
-    const first = await onlineOtherThan(slug);
+    const first = await onlineOtherThan(slug).catch(async (e: unknown) => {
+      // what the agent and the manager said, to see why it never connected
+      const [c] = await docker.listContainers({ all: true, filters: { label: [`dev.nexus-delta.agent=${slug}`] } });
+      const logs = c ? String(await docker.getContainer(c.Id).logs({ stdout: true, stderr: true, tail: 40 })) : 'no container';
+      throw new Error(`${String(e)}\nagent:\n${logs}\nmanager:\n${manager?.log()}`);
+    });
     expect(first).toMatchObject({ agent: slug, state: 'online' });
 
     // the container has the manager's URL and a read-only token file; the token is nowhere in `docker inspect`
