@@ -45,10 +45,12 @@ export async function runAgent(modulePath: string): Promise<void> {
     ...(bodyLimitBytes ? { bodyLimitBytes } : {}),
     tools: { modulePath, ...(maxResultBytes ? { maxResultBytes } : {}), ...(workerMemoryMiB ? { workerMemoryMiB } : {}) },
   });
+  // hooks must be added before listen (Fastify refuses them after): the link comes once it listens
+  let link: ManagerLink | undefined;
+  app.addHook('onClose', async () => link?.close());
   await app.listen({ port, host: '0.0.0.0' });
   app.log.info({ agent: agent.name, version: agent.version, tools: agent.tools.map((t) => t.name) }, 'agent ready');
-  const link = linkFromEnv(agent, invoker!, app.log);
-  if (link) app.addHook('onClose', async () => link.close());
+  link = linkFromEnv(agent, invoker!, app.log);
   let closing = false;
   const stop = (signal: string) => {
     if (closing) return;

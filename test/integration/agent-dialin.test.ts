@@ -36,7 +36,8 @@ async function serve(): Promise<{ child: ChildProcess; exited: Promise<unknown>;
   const exited = new Promise((r) => child.on('close', r));
   let out = '';
   let err = '';
-  child.stderr!.on('data', (d) => (err = (err + d).slice(-20_000)));
+  // the manager's own lines, without the request log
+  child.stderr!.on('data', (d) => (err = (err + String(d).split('\n').filter((l) => !/"msg":"(incoming request|request completed)"/.test(l)).join('\n')).slice(-20_000)));
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (d) => {
       out += d;
@@ -96,7 +97,7 @@ describe('containers the manager starts dial it back', () => {
       // what the agent and the manager said, to see why it never connected
       const [c] = await docker.listContainers({ all: true, filters: { label: [`dev.nexus-delta.agent=${slug}`] } });
       const logs = c ? String(await docker.getContainer(c.Id).logs({ stdout: true, stderr: true, tail: 40 })) : 'no container';
-      throw new Error(`${String(e)}\nagent:\n${logs}\nmanager:\n${manager?.log()}`);
+      throw new Error(`${String(e)}\nstart: ${JSON.stringify(started.body)}\nagent:\n${logs}\nmanager:\n${manager?.log()}`);
     });
     expect(first).toMatchObject({ agent: slug, state: 'online' });
 
