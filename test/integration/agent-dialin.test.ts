@@ -126,7 +126,8 @@ describe('containers the manager starts dial it back', () => {
     // is delivered over the new connection once the agent is started
     expect((await api('POST', `/agents/${slug}/stop`, {})).status).toBe(200);
     await eventually(async () => ((await connection(slug))?.state === 'offline' ? true : undefined), 30_000, 200);
-    const queued = await api('POST', '/commands', { verb: 'execute', args: { tool_name: 'process_data', parameters: { data: [1, 2, 3] } }, agent_targets: [slug], ttl_s: 300 });
+    // get_telemetry goes over a connection only (an execute could also take the HTTP path)
+    const queued = await api('POST', '/commands', { verb: 'get_telemetry', agent_targets: [slug], ttl_s: 300 });
     expect(queued.status).toBe(202);
     expect(queued.body.targets[0]).toMatchObject({ agent: slug, status: 'waiting' });
     await kill9();
@@ -136,6 +137,6 @@ describe('containers the manager starts dial it back', () => {
     const delivered = await settled(queued.body.command_id);
     expect(delivered.status, JSON.stringify(delivered)).toBe('succeeded');
     expect(delivered.targets[0].via).toBe('connection');
-    expect(delivered.targets[0].result).toMatchObject({ count: 3, sum: 6 });
+    expect(delivered.targets[0].result).toMatchObject({ memory_rss_bytes: expect.any(Number), cpu_percent: expect.any(Number), event_loop_lag_ms: expect.any(Number), tool_calls: expect.any(Object) });
   });
 });
