@@ -116,6 +116,11 @@ describe('containers the manager starts dial it back', () => {
     expect(infoDone.status).toBe('succeeded');
     expect(infoDone.targets[0]).toMatchObject({ agent: slug, via: 'connection', connection_id: first.connection_id, result: { agent: slug, tools: expect.arrayContaining(['process_data']), capabilities: ['data'] } });
 
+    // a tool call goes over the connection too while the agent has one
+    const exec = await api('POST', '/commands', { verb: 'execute', args: { tool_name: 'process_data', parameters: { data: [1, 2, 3] } }, agent_targets: [slug] });
+    const execDone = await settled(exec.body.command_id);
+    expect(execDone.targets[0]).toMatchObject({ agent: slug, status: 'succeeded', via: 'connection', result: { count: 3, sum: 6 } });
+
     // SIGKILL the manager, start it again on the same address: the agent dials back by itself
     await kill9();
     await serve();
