@@ -197,7 +197,7 @@ figure is the steadier one.
 
 | manager, after forced GC | before agents | ${n} connected | per agent | goal |
 | --- | --- | --- | --- | --- |
-| RSS | ${(before.rss / MB).toFixed(1)} MB | ${(after.rss / MB).toFixed(1)} MB | ${perRss.toFixed(3)} MB | under 2 MB: ${perRss < 2 ? 'met' : 'NOT met'} |
+| RSS | ${(before.rss / MB).toFixed(1)} MB | ${(after.rss / MB).toFixed(1)} MB | ${perRss.toFixed(3)} MB | under 2 MB: ${perRss < 2 ? 'met' : 'NOT met'} (${(perRss / 2).toFixed(3)}x the goal) |
 | heap used + external | ${(before.heapUsed / MB + before.external / MB).toFixed(1)} MB | ${(after.heapUsed / MB + after.external / MB).toFixed(1)} MB | ${perHeap.toFixed(3)} MB | |
 
 Reconnect after SIGKILL of the manager and a new one on the same port, ${rounds} restarts x ${n} agents
@@ -205,7 +205,7 @@ Reconnect after SIGKILL of the manager and a new one on the same port, ${rounds}
 
 | time until an agent's welcome | p50 | p99 | max | goal |
 | --- | --- | --- | --- | --- |
-| from the new manager listening | ${f(pct(fromListen, 50))} s | ${f(pct(fromListen, 99))} s | ${f(Math.max(...fromListen))} s | all within 10 s: ${Math.max(...fromListen) <= 10_000 ? 'met' : 'NOT met'} |
+| from the new manager listening | ${f(pct(fromListen, 50))} s | ${f(pct(fromListen, 99))} s | ${f(Math.max(...fromListen))} s | all within 10 s: ${Math.max(...fromListen) <= 10_000 ? 'met' : 'NOT met'} (max ${(Math.max(...fromListen) / 10_000).toFixed(2)}x the goal) |
 | from the kill | ${f(pct(fromKill, 50))} s | ${f(pct(fromKill, 99))} s | ${f(Math.max(...fromKill))} s | |
 
 The reconnect time is mostly the backoff: an agent that failed k dials waits 2^k s x (0.5-1)
