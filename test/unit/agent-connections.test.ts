@@ -9,13 +9,16 @@ import { AGENT_TOKEN_MOUNT, agentContainerSpec, containerManagerUrl, replicaCont
 import type { AgentRecord } from '../../src/registry/registry.js';
 import { agentTokenFromEnv } from '../../src/runtime/main.js';
 import { FakeEngine } from '../../src/engine/fake.js';
-import { agentTokenFile, agentTokenMatches, AGENT_TOKEN_RE, hashAgentToken, newAgentToken, prepareTokenMount, revokeAgentToken, rotateAgentToken } from '../../src/fleet/agent-tokens.js';
+import { agentTokenFile, agentTokenMatches, AGENT_TOKEN_RE, hashAgentToken, issueAgentToken, newAgentToken, prepareTokenMount, revokeAgentToken, rotateAgentToken } from '../../src/fleet/agent-tokens.js';
 import { createAgent } from '../../src/fleet/create.js';
 import { LocalRegistry } from '../../src/registry/local.js';
 import { agentRecordSchema } from '../../src/registry/record.js';
 import { agentSocketUrl, reconnectDelay } from '../../src/runtime/connect.js';
 import { HelloSchema } from '../../src/server/connections.js';
 import { createManager, servedManagerUrl } from '../../src/server/manager.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { PACKAGE_ROOT } from '../../src/paths.js';
+import { eventually } from '../helpers/wait.js';
 import { BOOTSTRAP } from '../helpers/manager.js';
 
 describe('per-agent tokens', () => {
@@ -134,6 +137,48 @@ describe('commands and tokens over the API', () => {
       await m.close();
     }
   });
+});
+
+describe('runAgent with a manager link (what a container runs)', () => {
+  it('serves, dials the manager with the token from NEXUS_AGENT_TOKEN_FILE, and leaves cleanly on SIGTERM', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nexus-run-agent-'));
+    const port = await getPort();
+    const config = loadConfig(dir, { NEXUS_PORT_RANGE: `${port}-${port}`, NEXUS_OFFLINE: 'always' });
+    const registry = new LocalRegistry(dir);
+    await registry.create({ name: 'RunAgentLink', slug: 'run-agent-link', description: '', capabilities: ['alpha'], category: 'general', model: 'none', version: '1.0.0' }, { range: { from: port, to: port }, isHostPortFree: async () => true });
+    await issueAgentToken({ config, registry }, 'run-agent-link');
+    await registry.close();
+    const m = await createManager({ config, env: { NEXUS_MANAGER_TOKEN: BOOTSTRAP }, engine: new FakeEngine(), connections: { heartbeatIntervalS: 1 } });
+    let child: ChildProcess | undefined;
+    try {
+      await m.app.listen({ host: '127.0.0.1', port: 0 });
+      const managerPort = (m.app.server.address() as { port: number }).port;
+      const agentPort = await getPort();
+      child = spawn(process.execPath, ['--import', 'tsx', '-e', `import { runAgent } from './src/runtime/main.ts'; await runAgent('test/fixtures/connections/agent-module.ts');`], {
+        cwd: PACKAGE_ROOT,
+        env: { ...process.env, PORT: String(agentPort), LOG_LEVEL: 'warn', NEXUS_MANAGER_URL: `http://127.0.0.1:${managerPort}`, NEXUS_AGENT_TOKEN: '', NEXUS_AGENT_TOKEN_FILE: agentTokenFile(dir, 'run-agent-link'), NEXUS_AGENT_ID: 'run-agent-link' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let err = '';
+      child.stderr!.on('data', (d) => (err += d));
+      const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
+      const online = await eventually(async () => {
+        if (child!.exitCode !== null) throw new Error(`runAgent exited: ${err}`);
+        return m.connections.list().find((c) => c.agent === 'run-agent-link' && c.state === 'online');
+      }, 30_000, 100).catch((e: unknown) => {
+        throw new Error(`${String(e)}: ${err}`);
+      });
+      expect(online).toMatchObject({ agent: 'run-agent-link', version: '1.0.0', capabilities: ['alpha'] });
+      expect((await fetch(`http://127.0.0.1:${agentPort}/health`)).status).toBe(200);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      await eventually(async () => (m.connections.list().find((c) => c.agent === 'run-agent-link')?.state === 'offline' ? true : undefined), 10_000, 50);
+    } finally {
+      if (child && child.exitCode === null) child.kill('SIGKILL');
+      await m.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 describe('containers the fleet starts dial the manager', () => {
