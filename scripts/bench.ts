@@ -256,6 +256,7 @@ async function protocolBench(seconds: number): Promise<string> {
       },
     ];
     const rows: string[] = [];
+    let reference = 0;
     for (const d of doors) {
       const once = await fetch(url + d.path, { method: 'POST', headers: { 'content-type': 'application/json', ...d.headers }, body: JSON.stringify(d.body) });
       if (once.status !== 200) {
@@ -265,20 +266,22 @@ async function protocolBench(seconds: number): Promise<string> {
       const opts = { url: url + d.path, method: 'POST' as const, headers: { 'content-type': 'application/json', ...d.headers }, body: JSON.stringify(d.body), connections: 10 };
       await autocannon({ ...opts, duration: 1 }); // warm-up
       const r = await autocannon({ ...opts, duration: seconds });
-      rows.push(`| ${d.name} | ${r.requests.average.toFixed(0)} | ${r.latency.p50.toFixed(1)} ms | ${r.latency.p99.toFixed(1)} ms | ${r.errors + r.non2xx} |`);
+      reference ||= r.requests.average;
+      rows.push(`| ${d.name} | ${r.requests.average.toFixed(0)} | ${(r.requests.average / reference).toFixed(2)}x | ${r.latency.p50.toFixed(1)} ms | ${r.latency.p99.toFixed(1)} ms | ${r.errors + r.non2xx} |`);
     }
     const after = await idleMiB(engine, c!.Id);
-    return `## One tool call over /execute, A2A and MCP
+    return `### One agent: one tool call over /execute, A2A and MCP (\`npm run bench -- --protocols-only\`)
 
 \`process_data\` on one agent (0.5 CPU), 10 connections, ${seconds} s per door after a 1 s warm-up (autocannon, loopback).
 MCP is stateless streamable HTTP with JSON responses: one JSON-RPC \`tools/call\` per POST, no session.
+Ratio: requests/s over POST /execute in the same run.
 
-| door | requests/s | p50 latency | p99 latency | errors + non-2xx |
-| --- | --- | --- | --- | --- |
+| door | requests/s | ratio | p50 latency | p99 latency | errors + non-2xx |
+| --- | --- | --- | --- | --- | --- |
 ${rows.join('\n')}
 
 Idle memory of that agent (median of 5 samples, 2 s apart): ${idle.toFixed(1)} MiB before any call,
-${after.toFixed(1)} MiB after the load (protocol modules loaded). Base image: ${(base.Size / 1e6).toFixed(1)} MB.
+${after.toFixed(1)} MiB right after the load (protocol modules loaded, the last 1,000 A2A tasks kept, heap not yet collected). Base image: ${(base.Size / 1e6).toFixed(1)} MB.
 `;
   } finally {
     await removeContainers([wsLabel]).catch(() => undefined);
@@ -289,10 +292,12 @@ ${after.toFixed(1)} MiB after the load (protocol modules loaded). Base image: ${
 }
 
 /**
- * (--door-only) The manager's MCP door: one `tools/call` of process_data through the manager's
- * /mcp (a session, operator token, the gateway) vs the agent's own /mcp (stateless) vs the agent's
- * POST /execute vs the manager's gateway route; one real agent, 10 connections, `seconds` each
- * after a 1 s warm-up (autocannon, loopback). Rate limits are lifted for the run.
+ * (--door-only) The manager's MCP and A2A doors: one call of process_data through the manager's
+ * /mcp (a session, operator token, the gateway) and its A2A door (`POST /a2a/{slug}/message:send`,
+ * operator token, the gateway, a task kept by the manager) vs the agent's own /mcp (stateless),
+ * A2A message:send and POST /execute, and the manager's gateway route; one real agent, 10
+ * connections, `seconds` each after a 1 s warm-up (autocannon, loopback), requests/s as a ratio to
+ * the agent's own POST /execute in the same run. Rate limits are lifted for the run.
  */
 async function doorBench(seconds: number): Promise<string> {
   const ws = await mkdtemp(join(tmpdir(), 'nexus-bench-door-'));
@@ -317,18 +322,23 @@ async function doorBench(seconds: number): Promise<string> {
     const sid = init.headers.get('mcp-session-id') ?? '';
     const params = { data: [1, 2, 3, 4, 5] };
     const call = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'process_data', arguments: params } };
+    const a2aHeaders = { 'a2a-version': '1.0' };
+    const message = { message: { messageId: 'bench', role: 'ROLE_USER', parts: [{ data: { tool_name: 'process_data', parameters: params } }] } };
     const doors = [
       { name: 'agent POST /execute', url: `${agent}/execute`, headers: {}, body: { tool_name: 'process_data', parameters: params } },
       { name: 'agent /mcp tools/call (stateless)', url: `${agent}/mcp`, headers: mcpHeaders, body: call },
+      { name: 'agent A2A POST /message:send', url: `${agent}/message:send`, headers: a2aHeaders, body: message },
       { name: 'manager POST /api/v1/agents/{name}/execute', url: `${manager}/api/v1/agents/door-agent/execute`, headers: auth, body: { tool_name: 'process_data', parameters: params } },
       { name: 'manager /mcp tools/call (session)', url: `${manager}/mcp`, headers: { ...mcpHeaders, ...auth, 'mcp-session-id': sid }, body: { ...call, params: { ...call.params, name: 'door-agent__process_data' } } },
+      { name: 'manager A2A POST /a2a/{slug}/message:send', url: `${manager}/a2a/door-agent/message:send`, headers: { ...a2aHeaders, ...auth }, body: message },
     ];
     const rows: string[] = [];
+    let reference = 0;
     for (const d of doors) {
       const opts = { url: d.url, method: 'POST' as const, headers: { 'content-type': 'application/json', ...d.headers }, body: JSON.stringify(d.body), connections: 10 };
       const once = await fetch(d.url, { method: 'POST', headers: opts.headers, body: opts.body });
       const text = await once.text();
-      if (once.status !== 200 || text.includes('"isError":true')) {
+      if (once.status !== 200 || /"isError":true|TASK_STATE_(FAILED|REJECTED)/.test(text)) {
         rows.push(`| ${d.name} | failed (HTTP ${once.status}) | | | |`);
         continue;
       }
@@ -337,15 +347,18 @@ async function doorBench(seconds: number): Promise<string> {
       const numbered = { ...opts, requests: [{ setupRequest: (req: autocannon.Request) => ({ ...req, body: JSON.stringify({ ...(d.body as object), ...('jsonrpc' in (d.body as object) ? { id: id++ } : {}) }) }) }] };
       await autocannon({ ...numbered, duration: 1 });
       const r = await autocannon({ ...numbered, duration: seconds });
-      rows.push(`| ${d.name} | ${r.requests.average.toFixed(0)} | ${r.latency.p50.toFixed(1)} ms | ${r.latency.p99.toFixed(1)} ms | ${r.errors + r.non2xx} |`);
+      reference ||= r.requests.average;
+      rows.push(`| ${d.name} | ${r.requests.average.toFixed(0)} | ${(r.requests.average / reference).toFixed(2)}x | ${r.latency.p50.toFixed(1)} ms | ${r.latency.p99.toFixed(1)} ms | ${r.errors + r.non2xx} |`);
     }
-    return `## The manager's MCP door vs the agent's own doors
+    return `### Through the manager: its MCP and A2A doors vs the agent's own doors (\`npm run bench -- --door-only\`)
 
-\`process_data\` on one agent (0.5 CPU), 10 connections, ${seconds} s per door after a 1 s warm-up (autocannon, loopback).
-The manager's /mcp: one session (stateful transport, JSON responses), token verified per request, the call through the gateway.
+\`process_data\` on one agent (0.5 CPU), 10 connections, ${seconds} s per door after a 1 s warm-up (autocannon, loopback);
+the manager in the bench's process. The manager's /mcp: one session (stateful transport, JSON responses); its A2A door: a
+task per message kept by the manager; both verify the token per request and call through the gateway.
+Ratio: requests/s over the agent's own POST /execute in the same run.
 
-| door | requests/s | p50 latency | p99 latency | errors + non-2xx |
-| --- | --- | --- | --- | --- |
+| door | requests/s | ratio | p50 latency | p99 latency | errors + non-2xx |
+| --- | --- | --- | --- | --- | --- |
 ${rows.join('\n')}
 `;
   } finally {
@@ -813,7 +826,7 @@ Target: under 2 MB added: ${verdict(addedBytes < 2e6)}.
     console.error('bench: router');
     const routerMd = await routerBench(opt('seconds', 5));
     console.error('bench: protocols');
-    const protoMd = await protocolBench(3);
+    const protoMd = `## Protocol doors\n\n${await protocolBench(3)}\n${await doorBench(3)}`;
     console.error('bench: gateway');
     const gwMd = await gatewayBench(opt('seconds', 5), ROUNDS);
     console.error('bench: dependencies');

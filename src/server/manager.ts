@@ -11,6 +11,7 @@ import { messageOf } from '../errors.js';
 import { logger } from '../log.js';
 import { agentSocketRoute, AgentConnections, connectionRoutes, recordLookup } from './connections.js';
 import { agentsDirectoryPlugin } from './agents-directory.js';
+import { A2aDoor, a2aCardPlugin, a2aDoorPlugin, type A2aDoorOptions } from './a2a-door.js';
 import { McpDoor, mcpDoorPlugin, type McpDoorOptions } from './mcp-door.js';
 import { dashboardApi, dashboardAssets } from './dashboard.js';
 import { buildServer, type ManagerApp, type ManagerPlugin, type ServerDeps } from './app.js';
@@ -107,6 +108,8 @@ export interface CreateManagerOptions {
   commands?: { store?: CommandStore | undefined } | undefined;
   /** The MCP door at /mcp (sessions bounded and expiring, tool-list polling); src/server/mcp-door.ts. */
   mcp?: McpDoorOptions | undefined;
+  /** The A2A door under /a2a/{slug} (its task store's bounds); src/server/a2a-door.ts. */
+  a2a?: A2aDoorOptions | undefined;
   /** Where the dashboard's built assets are (default dist/dashboard, see src/server/dashboard.ts). */
   dashboardDir?: string | undefined;
   /** The supervisor (see ManagerSupervisor); none by default. */
@@ -128,6 +131,8 @@ export interface Manager {
   commands: CommandCenter;
   /** The MCP door (`/mcp`): its sessions and tool list. */
   door: McpDoor;
+  /** The A2A door (`/a2a/{slug}`): its task store. */
+  a2a: A2aDoor;
   /** Close the app (in-flight requests finish), then the supervisor, the gateway's pools, the fleet. Idempotent. */
   close(): Promise<void>;
 }
@@ -217,11 +222,13 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
   });
 
   const door = new McpDoor(ctx, opts.mcp);
+  const a2a = new A2aDoor(ctx, opts.a2a);
   let torn = false;
   const teardown = async () => {
     if (torn) return;
     torn = true;
     await door.close();
+    a2a.close();
     await tasks.close().catch(() => undefined);
     connections.close();
     commands.close();
@@ -246,8 +253,8 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
       log: opts.log,
       plugins: {
         api: [agentsPlugin(ctx), tasks.plugin, streamRoutes({ bus: events, ...(opts.streamHeartbeatMs ? { heartbeatMs: opts.streamHeartbeatMs } : {}) }), dashboardApi(ctx), commandRoutes(commands), connectionRoutes(connections, { fleet: () => fleet.deps, invalidate: () => snapshot.invalidate() }), ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
-        root: [shutdown, dashboardAssets(opts.dashboardDir), agentSocketRoute(connections), ...(opts.plugins?.root ?? []).map((f) => f(ctx))],
-        protectedRoot: [mcpDoorPlugin(door), agentsDirectoryPlugin(ctx)],
+        root: [shutdown, dashboardAssets(opts.dashboardDir), agentSocketRoute(connections), a2aCardPlugin(ctx), ...(opts.plugins?.root ?? []).map((f) => f(ctx))],
+        protectedRoot: [mcpDoorPlugin(door), agentsDirectoryPlugin(ctx), a2aDoorPlugin(a2a)],
       },
     });
   } catch (err) {
@@ -265,7 +272,7 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
   }
   tasks.dispatcher.start();
   commands.start();
-  return { app, fleet, gateway, events, context: ctx, tasks, door, connections, commands, close: () => app.close() };
+  return { app, fleet, gateway, events, context: ctx, tasks, door, a2a, connections, commands, close: () => app.close() };
 }
 
 /** Slugs of the agents whose record lists `capability` and that have a replica in rotation now. */
