@@ -76,6 +76,7 @@ export const ErrorCodes = {
   TASK_STORE_UNREACHABLE: { exitCode: ExitCode.REGISTRY, httpStatus: 503 },
   // commands (src/server/commands.ts)
   COMMAND_NOT_FOUND: { exitCode: ExitCode.NOT_FOUND, httpStatus: 404 },
+  COMMAND_STORE_UNREACHABLE: { exitCode: ExitCode.REGISTRY, httpStatus: 503 },
   // the manager's MCP door (src/server/mcp-door.ts)
   MCP_SESSION_NOT_FOUND: { exitCode: ExitCode.NOT_FOUND, httpStatus: 404 },
   MCP_SESSIONS_FULL: { exitCode: ExitCode.UNHEALTHY, httpStatus: 503 },

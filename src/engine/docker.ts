@@ -343,6 +343,9 @@ export class DockerEngine implements Engine {
             Init: spec.init,
             ...(spec.network ? { NetworkMode: spec.network } : {}),
             ...(spec.binds?.length ? { Binds: spec.binds } : {}),
+            // type bind through Mounts: a missing source is an error, not a new directory
+            ...(spec.secretFiles?.length ? { Mounts: spec.secretFiles.map((f) => ({ Type: 'bind' as const, Source: f.source, Target: f.target, ReadOnly: true })) } : {}),
+            ...(spec.extraHosts?.length ? { ExtraHosts: spec.extraHosts } : {}),
           },
           ...(spec.cmd ? { Cmd: spec.cmd } : {}),
           ...(spec.network && spec.networkAliases?.length ? { NetworkingConfig: { EndpointsConfig: { [spec.network]: { Aliases: spec.networkAliases } } } } : {}),
