@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ExitCode } from '../errors.js';
 import type { FleetDeps } from './context.js';
 

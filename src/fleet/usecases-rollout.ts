@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { routerPort, timeout, type UseCase } from './usecase.js';
 
 const rollout = () => import('./rollout.js');

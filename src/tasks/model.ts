@@ -12,7 +12,7 @@
  * Everything a store reads back is parsed with these zod schemas, so a corrupt row or a foreign
  * writer is an error (REGISTRY_CORRUPT), never a half-typed object.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const PRIORITIES = ['high', 'normal', 'low'] as const;
 export const PrioritySchema = z.enum(PRIORITIES);
