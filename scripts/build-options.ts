@@ -3,14 +3,15 @@ import type { BuildOptions, Plugin } from 'esbuild';
 
 /**
  * Pure-JavaScript dependencies of quick commands, bundled into dist/ instead of loaded from
- * node_modules: the CLI's static graph (commander, zod, js-yaml, pino, proper-lockfile,
- * write-file-atomic) and `create`'s templates (handlebars). Loading them from node_modules cost
+ * node_modules: the CLI's static graph (commander, zod, js-yaml), the local registry's writers
+ * (proper-lockfile, write-file-atomic) and `create`'s templates (handlebars). pino is required
+ * from node_modules on the first log line written (src/log.ts). Loading them from node_modules cost
  * ~100 ms per call (zod alone imports its ~50 locale files; each package is resolved, read and
  * compiled file by file); bundled, esbuild keeps only what the CLI uses. Their own dependencies
  * come with them. Every other package (dockerode, fastify, firebase-admin, native modules...)
  * stays in node_modules, loaded only by the chunk that needs it.
  */
-export const BUNDLED_PACKAGES: readonly string[] = ['commander', 'zod', 'js-yaml', 'pino', 'proper-lockfile', 'write-file-atomic', 'handlebars'];
+export const BUNDLED_PACKAGES: readonly string[] = ['commander', 'zod', 'js-yaml', 'proper-lockfile', 'write-file-atomic', 'handlebars'];
 
 /** `@scope/name/sub` -> `@scope/name`; `name/sub` -> `name`. */
 function packageOf(spec: string): string {

@@ -119,7 +119,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       const config = loadConfig(workspaceOf(g, io), io.env);
       let progress: Progress | undefined;
       await using fleet = await openFleet(config, io.env, { onEvent: (ev) => progress?.onEvent(ev) });
-      const total = uc.progressTotal ? await uc.progressTotal(uc.input.parse(opts), fleet.deps).catch(() => 0) : 0;
+      const total = uc.progressTotal ? await uc.progressTotal(uc.input().parse(opts), fleet.deps).catch(() => 0) : 0;
       progress = await Progress.open(io.stderr as never, json, total);
       const stop = new AbortController();
       const onSignal = () => stop.abort();

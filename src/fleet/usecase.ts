@@ -37,7 +37,8 @@ export interface UseCase<I = any, R = any> {
   options: OptionDecl[];
   /** Positional arguments, in order (each required); their values join the input under `name`. */
   args?: { name: string; description: string }[];
-  input: z.ZodType<I>;
+  /** The input schema (zod), built on first use: building every command's schema costs a quick command ~5 ms. */
+  input: () => z.ZodType<I>;
   run: (input: I, deps: FleetDeps, io: UseCaseIo) => Promise<R>;
   /** Exit code of a result (default 0). */
   exitCode?: (result: R) => number;
