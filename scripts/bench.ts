@@ -944,6 +944,8 @@ ${row('paced', 'paced: 2,500 events/s (25 every 10 ms)')}
  * median of `rounds` runs each. Milliseconds.
  */
 async function cliBench(rounds: number): Promise<string> {
+  // bin/agent.mjs runs the sources through tsx when dist/ is older than src/: build, so the built CLI is measured
+  await run(process.execPath, ['--import', 'tsx', 'scripts/build.ts'], { cwd: PACKAGE_ROOT });
   const ws = await mkdtemp(join(tmpdir(), 'nexus-bench-cli-'));
   const env = { ...process.env, NEXUS_WORKSPACE: ws, NEXUS_LOG_LEVEL: 'warn' };
   const spawnWall = async (args: string[]) => {
