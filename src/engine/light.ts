@@ -17,7 +17,8 @@ export function lightTarget(env: Record<string, string | undefined>): LightTarge
   if (host.startsWith('unix://')) return { socketPath: host.slice('unix://'.length) };
   if (!host.startsWith('tcp://') || env.DOCKER_TLS_VERIFY) return undefined;
   const u = new URL(host.replace(/^tcp:/, 'http:'));
-  return { host: u.hostname, port: Number(u.port || 2375) };
+  // an IPv6 literal keeps its brackets in a URL, not in a socket address
+  return { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(u.port || 2375) };
 }
 
 /** The Engine calls the light client answers; every other call loads dockerode. */

@@ -79,6 +79,7 @@ describe('lightTarget: which DOCKER_HOST the light client speaks to (the rest st
     expect(lightTarget({ DOCKER_HOST: 'unix:///run/user/1000/docker.sock' })).toEqual({ socketPath: '/run/user/1000/docker.sock' });
     expect(lightTarget({ DOCKER_HOST: 'tcp://10.0.0.2:2380' })).toEqual({ host: '10.0.0.2', port: 2380 });
     expect(lightTarget({ DOCKER_HOST: 'tcp://docker' })).toEqual({ host: 'docker', port: 2375 });
+    expect(lightTarget({ DOCKER_HOST: 'tcp://[::1]:2380' })).toEqual({ host: '::1', port: 2380 });
     expect(lightTarget({ DOCKER_HOST: 'tcp://10.0.0.2:2376', DOCKER_TLS_VERIFY: '1' })).toBeUndefined();
     expect(lightTarget({ DOCKER_HOST: 'ssh://me@host' })).toBeUndefined();
     expect(lightTarget({ DOCKER_HOST: 'npipe:////./pipe/docker_engine' })).toBeUndefined();
