@@ -24,4 +24,9 @@ describe('useCasesFor: the CLI declares only the command it runs', () => {
       expect(useCasesFor(argv)).toBe(USE_CASES);
     }
   });
+
+  it("builds a use case's input schema when first asked, then the same one", () => {
+    for (const uc of USE_CASES) expect(uc.input()).toBe(uc.input());
+    expect(USE_CASES.find((u) => u.name === 'create')!.input().parse({ name: 'A' })).toEqual({ name: 'A', model: 'none', agentVersion: '0.1.0' });
+  });
 });
