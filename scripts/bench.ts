@@ -14,7 +14,8 @@
  *  9. the manager's gateway vs a direct call to the same agent runtime (no Docker: both in child
  *     processes of this script, `--role runtime|gateway`);
  * 10. (--cli-only) CLI overhead of `list` and `create` with the local registry: the built CLI's
- *     wall time minus the same use case run warm in-process (its engine and registry calls).
+ *     wall time minus the same use case run warm in-process (its engine and registry calls), with
+ *     `node -e 0` measured in the same rounds as the reference.
  * 11. agents with npm dependencies: image sizes, dependency layer build times, OCR memory.
  * 12. idle CPU (the container cgroup's CPU accounting, v2 cpu.stat usage_usec or v1
  *     cpuacct.usage, read on the host, health check running), idle memory of one agent and its
@@ -971,16 +972,21 @@ ${row('paced', 'paced: 2,500 events/s (25 every 10 ms)')}
 /**
  * CLI overhead: `node bin/agent.mjs list|create` (the built dist/ CLI, as `npm run agent` runs it)
  * wall time, minus the same use case run warm in this process (what the command itself does).
- * Empty workspace, local registry; median of `rounds` runs each. Milliseconds.
+ * Reference in the same rounds: `node -e 0`, Node's own start, which every command pays and no
+ * change to the CLI can remove. Empty workspace, local registry; rounds interleave the three,
+ * median of `rounds` runs each. Milliseconds.
  */
 async function cliBench(rounds: number): Promise<string> {
+  // bin/agent.mjs runs the sources through tsx when dist/ is older than src/: build, so the built CLI is measured
+  await run(process.execPath, ['--import', 'tsx', 'scripts/build.ts'], { cwd: PACKAGE_ROOT });
   const ws = await mkdtemp(join(tmpdir(), 'nexus-bench-cli-'));
   const env = { ...process.env, NEXUS_WORKSPACE: ws, NEXUS_LOG_LEVEL: 'warn' };
-  const wall = async (...argv: string[]) => {
+  const spawnWall = async (args: string[]) => {
     const t = performance.now();
-    await new Promise<void>((resolve) => spawn(process.execPath, [join(PACKAGE_ROOT, 'bin/agent.mjs'), ...argv], { env, stdio: 'ignore' }).on('close', () => resolve()));
+    await new Promise<void>((resolve) => spawn(process.execPath, args, { env, stdio: 'ignore' }).on('close', () => resolve()));
     return performance.now() - t;
   };
+  const wall = (...argv: string[]) => spawnWall([join(PACKAGE_ROOT, 'bin/agent.mjs'), ...argv]);
   const { openFleet } = await import('../src/fleet/open.js');
   await using fleet = await openFleet(loadConfig(ws, env), env);
   const inProcess = async (fn: () => Promise<unknown>) => {
@@ -989,25 +995,29 @@ async function cliBench(rounds: number): Promise<string> {
     await fn();
     return performance.now() - t;
   };
-  const rows: string[] = [];
+  const nodeWall: number[] = [];
   const listWall: number[] = [];
   const listCalls: number[] = [];
-  for (let i = 0; i < rounds; i++) {
-    listWall.push(await wall('list'));
-    listCalls.push(await inProcess(() => (async () => (await import('../src/fleet/list.js')).listAgents(fleet.deps))()));
-  }
-  rows.push(`| list | ${median(listWall).toFixed(0)} | ${median(listCalls).toFixed(0)} | ${(median(listWall) - median(listCalls)).toFixed(0)} |`);
   const createWall: number[] = [];
   const createCalls: number[] = [];
   for (let i = 0; i < rounds; i++) {
+    nodeWall.push(await spawnWall(['-e', '0']));
+    listWall.push(await wall('list'));
+    listCalls.push(await inProcess(() => (async () => (await import('../src/fleet/list.js')).listAgents(fleet.deps))()));
     createWall.push(await wall('create', '--name', `CliBench${i}`));
     const t = performance.now();
     await createAgent(fleet.deps, { name: `InProc${i}` });
     createCalls.push(performance.now() - t);
   }
-  rows.push(`| create | ${median(createWall).toFixed(0)} | ${median(createCalls.slice(1)).toFixed(0)} | ${(median(createWall) - median(createCalls.slice(1))).toFixed(0)} |`);
+  const node = median(nodeWall);
+  const row = (name: string, w: number[], calls: number[]) => {
+    const overhead = median(w) - median(calls);
+    return `| ${name} | ${median(w).toFixed(0)} | ${median(calls).toFixed(0)} | **${overhead.toFixed(0)}** | ${(overhead - node).toFixed(0)} |`;
+  };
+  // the first in-process create loads the create modules: it is left out
+  const rows = [row('list', listWall, listCalls), row('create', createWall, createCalls.slice(1)), `| \`node -e 0\` (reference: Node's own start) | ${node.toFixed(0)} | - | - | - |`];
   await rm(ws, { recursive: true, force: true });
-  return ['| command | CLI wall ms | use case in-process ms | CLI overhead ms |', '|---|---|---|---|', ...rows].join('\n');
+  return ["| command | CLI wall ms | use case in-process ms | CLI overhead ms | overhead beyond Node's start ms |", '|---|---|---|---|---|', ...rows].join('\n');
 }
 
 if (args.includes('--role')) {
@@ -1015,7 +1025,7 @@ if (args.includes('--role')) {
   const role = args[args.indexOf('--role') + 1]!;
   await (role === 'streams' ? streamsBenchChild() : gatewayBenchChild(role));
 } else {
-  if (args.includes('--cli-only')) console.log(await cliBench(opt('rounds', 5)));
+  if (args.includes('--cli-only')) console.log(await cliBench(opt('rounds', 9)));
   else if (args.includes('--registry-only')) console.log(await registryBench(opt('records', 100)));
   else if (args.includes('--router-only')) console.log(await routerBench(opt('seconds', 5)));
   else if (args.includes('--rollout-only')) console.log(await (await import('./bench/rollout.js')).rolloutBench(opt('rollouts', 4)));

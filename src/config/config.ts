@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import yaml from 'js-yaml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { AppError, messageOf } from '../errors.js';
 import { DOCKER_TAG_RE, isImageReference, isSlug, PROJECT_RE } from '../names.js';
 import { parsePortRange, type PortRange } from '../ports/allocate.js';

@@ -14,7 +14,7 @@
  * path (claim, complete) uses the cheaper structural check of store.ts `checkStoredTask`, which
  * falls back to the full parse when a record looks wrong.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const PRIORITIES = ['high', 'normal', 'low'] as const;
 export const PrioritySchema = z.enum(PRIORITIES);
