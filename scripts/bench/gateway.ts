@@ -7,8 +7,8 @@
  *    per request: token check, per-IP and per-token rate limits, schemas, figures, metrics) in front
  *    of a real agent container with its default limits (0.5 CPU, 128 MiB); direct = the
  *    container's published port. The only change from `agent serve`: the rate-limit budgets are
- *    raised (the defaults, 1200/min, would answer 429 within a second of load) and the request log
- *    goes to /dev/null (the same pino serialization, no terminal).
+ *    raised (the defaults, 1200/min, would answer 429 within a second of load); the request log is
+ *    written as `agent serve` writes it (pino, fd 2, synchronous), fd 2 being /dev/null.
  * 2. the gateway's own cost: `Gateway.executeViaGateway` behind a bare fastify route vs an agent
  *    runtime in its own process with no CPU limit (no Docker), plus a bare undici proxy (the floor of
  *    any extra hop). Here the runtime is not capped, so the gateway's process competes with it and
@@ -124,7 +124,8 @@ export async function gatewayBenchChild(role: string, args: string[]): Promise<v
       config,
       env: process.env,
       limits: { api: { perMinute: 1e9 }, gateway: { perMinute: 1e9 } },
-      log: { level: 'info', stream: pino.destination({ dest: '/dev/null', sync: false }) },
+      // as serveWorkspace logs (src/server/manager.ts); the parent sends this child's stderr to /dev/null
+      log: { level: 'info', stream: pino.destination({ fd: 2, sync: true }) },
       supervisor: superviseManager(),
     });
     await m.app.listen({ host: '127.0.0.1', port: Number(arg('port')) });
@@ -136,8 +137,10 @@ export async function gatewayBenchChild(role: string, args: string[]): Promise<v
 
 /** Start scripts/bench.ts as a bench child (`--role ...`); resolves with its URL and the child. */
 export async function startBenchChild(roleArgs: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ url: string; child: ChildProcess }> {
+  // the manager's request log (one line per request and response) is not for the terminal
+  const stderr = roleArgs[0] === 'manager' ? 'ignore' : 'inherit';
   const prof = process.env.NEXUS_BENCH_CPU_PROF && roleArgs[0] !== 'runtime' && roleArgs[0] !== 'proxy' ? ['--cpu-prof', '--cpu-prof-dir', process.env.NEXUS_BENCH_CPU_PROF] : [];
-  const child = spawn(process.execPath, [...prof, '--import', 'tsx', join(PACKAGE_ROOT, 'scripts/bench.ts'), '--role', ...roleArgs], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', join(PACKAGE_ROOT, 'scripts/bench.ts'), '--role', ...roleArgs], { env, stdio: ['ignore', 'pipe', stderr] });
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve);
     child.once('exit', (code) => reject(new Error(`bench child ${roleArgs[0]} exited with ${code}`)));
@@ -224,7 +227,7 @@ export async function gatewayBench(seconds: number, rounds: number): Promise<str
 info, in its own process), \`POST /api/v1/agents/gateway-agent/execute\` with an operator JWT on every request
 (token check, per-IP and per-token rate limits, schemas, figures, metrics), in front of one agent container with
 its default limits (0.5 CPU, 128 MiB); direct = the container's published port. Rate-limit budgets are raised for
-the run (the default 1200/min would answer 429) and the request log goes to /dev/null.
+the run (the default 1200/min would answer 429); the request log is written as \`agent serve\` writes it, to /dev/null.
 
 | path | requests/s | p50 latency | p99 latency | errors + non-2xx |
 | --- | --- | --- | --- | --- |
