@@ -105,6 +105,8 @@ export interface ExecuteResult {
   body: unknown;
   /** Id of the replica that answered. */
   replica: string;
+  /** Slug of the agent that answered (the caller may have named it by name); always set by the Gateway. */
+  agent?: string;
 }
 
 /** One attempt on one replica, as the breaker sees it. */
@@ -245,7 +247,7 @@ export class Gateway {
         const r = await this.attempt(agent.slug, replica, payload, signal);
         if (r.kind === 'answer') {
           done('answer');
-          return { status: r.status, body: r.body, replica: replica.id };
+          return { status: r.status, body: r.body, replica: replica.id, agent: agent.slug };
         }
         if (r.kind === 'aborted' || (r.kind === 'timeout' && opts.signal?.aborted)) {
           done('aborted');
