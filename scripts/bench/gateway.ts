@@ -19,7 +19,7 @@
  * Loopback only; the container, image and temp workspace it makes are removed at the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,14 +79,26 @@ export interface Load {
   p99: number;
   /** Socket errors + non-2xx answers. */
   errors: number;
+  /** Requests answered. */
+  total: number;
+  /** CPU time the watched process (the hop) used during the load, ms; 0 when none is watched. */
+  cpuMs: number;
+}
+
+/** CPU time (user + system) process `pid` has used so far, ms (/proc/<pid>/stat utime + stime, clock ticks of 10 ms). */
+async function cpuMs(pid: number | undefined): Promise<number> {
+  if (!pid) return 0;
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 const CALL = JSON.stringify({ tool_name: 'process_data', parameters: { data: [1, 2, 3, 4, 5] } });
 
 /** autocannon POST `url` (a full /execute URL) for `seconds` with `connections`; loopback only. */
-export async function load(url: string, seconds: number, connections: number, headers: Record<string, string> = {}): Promise<Load> {
+export async function load(url: string, seconds: number, connections: number, headers: Record<string, string> = {}, watch?: number): Promise<Load> {
+  const cpu0 = await cpuMs(watch);
   const r = await autocannon({ url, method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: CALL, duration: seconds, connections });
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx };
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx, total: r.requests.total, cpuMs: (await cpuMs(watch)) - cpu0 };
 }
 
 /**
@@ -190,11 +202,11 @@ export async function gatewayBench(seconds: number, rounds: number): Promise<str
 
     const auth = { authorization: `Bearer ${token}` };
     const paths = {
-      direct: { url: `http://127.0.0.1:${AGENT_PORT}/execute`, headers: {} },
-      manager: { url: `${manager.url}/api/v1/agents/gateway-agent/execute`, headers: auth },
-      runtime: { url: `${runtime.url}/execute`, headers: {} },
-      gateway: { url: `${front.url}/execute`, headers: {} },
-      proxy: { url: `${proxy.url}/execute`, headers: {} },
+      direct: { url: `http://127.0.0.1:${AGENT_PORT}/execute`, headers: {}, watch: undefined as number | undefined },
+      manager: { url: `${manager.url}/api/v1/agents/gateway-agent/execute`, headers: auth, watch: manager.child.pid },
+      runtime: { url: `${runtime.url}/execute`, headers: {}, watch: undefined },
+      gateway: { url: `${front.url}/execute`, headers: {}, watch: front.child.pid },
+      proxy: { url: `${proxy.url}/execute`, headers: {}, watch: proxy.child.pid },
     };
     // the supervisor puts the replica in rotation after its first passing probe
     for (let i = 0; ; i++) {
@@ -207,11 +219,16 @@ export async function gatewayBench(seconds: number, rounds: number): Promise<str
     const results: Record<keyof typeof paths, Load[]> = { direct: [], manager: [], runtime: [], gateway: [], proxy: [] };
     for (const p of Object.values(paths)) await load(p.url, 1, connections, p.headers);
     for (let r = 0; r < rounds; r++) {
-      for (const [k, p] of Object.entries(paths)) results[k as keyof typeof paths].push(await load(p.url, seconds, connections, p.headers));
+      for (const [k, p] of Object.entries(paths)) results[k as keyof typeof paths].push(await load(p.url, seconds, connections, p.headers, p.watch));
     }
     const m = (k: keyof typeof paths, f: 'rps' | 'p50' | 'p99') => median(results[k].map((x) => x[f]));
     const errs = (k: keyof typeof paths) => results[k].reduce((a, x) => a + x.errors, 0);
-    const row = (name: string, k: keyof typeof paths) => `| ${name} | ${m(k, 'rps').toFixed(0)} | ${m(k, 'p50').toFixed(1)} ms | ${m(k, 'p99').toFixed(1)} ms | ${errs(k)} |`;
+    // the hop's CPU per call over all rounds, µs (what the hot-path work costs, less noisy than requests/s on a shared machine)
+    const cpuPerCall = (k: keyof typeof paths) => {
+      const calls = results[k].reduce((a, x) => a + x.total, 0);
+      return calls && paths[k].watch ? `${((results[k].reduce((a, x) => a + x.cpuMs, 0) * 1000) / calls).toFixed(0)} µs` : '-';
+    };
+    const row = (name: string, k: keyof typeof paths) => `| ${name} | ${m(k, 'rps').toFixed(0)} | ${m(k, 'p50').toFixed(1)} ms | ${m(k, 'p99').toFixed(1)} ms | ${cpuPerCall(k)} | ${errs(k)} |`;
     const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
     const ratios = (via: keyof typeof paths, ref: keyof typeof paths) => {
       const rps = m(via, 'rps') / m(ref, 'rps');
@@ -229,20 +246,21 @@ info, in its own process), \`POST /api/v1/agents/gateway-agent/execute\` with an
 its default limits (0.5 CPU, 128 MiB); direct = the container's published port. Rate-limit budgets are raised for
 the run (the default 1200/min would answer 429); the request log is written as \`agent serve\` writes it, to /dev/null.
 
-| path | requests/s | p50 latency | p99 latency | errors + non-2xx |
-| --- | --- | --- | --- | --- |
+| path | requests/s | p50 latency | p99 latency | hop CPU per call | errors + non-2xx |
+| --- | --- | --- | --- | --- | --- |
 ${row('direct to the agent container', 'direct')}
 ${row('manager `/api/v1/agents/{name}/execute`', 'manager')}
 
 Manager route/direct: ${ratios('manager', 'direct')}.
+Hop CPU per call: the manager process's CPU time (user + system, /proc) over the calls it served, all rounds.
 
 **The gateway's own cost** (a worst case, not what users see): \`Gateway.executeViaGateway\` behind a bare fastify
 route (no auth, limits, schemas or logs) in its own process, vs an agent runtime in its own process with no CPU
 limit and no Docker. The uncapped runtime, the extra process and autocannon compete for the machine's 2 cores,
 so any extra hop costs a large share here; the bare undici proxy is the floor of any hop.
 
-| path | requests/s | p50 latency | p99 latency | errors + non-2xx |
-| --- | --- | --- | --- | --- |
+| path | requests/s | p50 latency | p99 latency | hop CPU per call | errors + non-2xx |
+| --- | --- | --- | --- | --- | --- |
 ${row('direct to the uncapped runtime', 'runtime')}
 ${row('through the Gateway class', 'gateway')}
 ${row('through a bare undici proxy (the floor of any extra hop)', 'proxy')}
