@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only | --router-only | --rollout-only | --protocols-only | --gateway-only | --cli-only | --idle-only | --tasks-only | --streams-only | --door-only (print, no file) | --connections-only [--connections 100 --restarts 3]]
+ * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only | --router-only | --rollout-only | --protocols-only | --gateway-only | --manager-only | --cli-only | --idle-only | --tasks-only | --streams-only | --door-only (print, no file) | --connections-only [--connections 100 --restarts 3]]
  *
  * Measures, in one run on this machine, for N agents on the same (already built) images:
  *  1. `agent start-all` from no containers to all healthy (the real CLI, as a user runs it);
@@ -11,8 +11,8 @@
  *  6. the registry: create + list of 100 records, local file vs Firestore (emulator);
  *  7. /execute requests/s and p50/p99 latency direct vs through the generated nginx;
  *  8. one tool call over /execute, A2A message:send and MCP tools/call on the same agent;
- *  9. the manager's gateway vs a direct call to the same agent runtime (no Docker: both in child
- *     processes of this script, `--role runtime|gateway`);
+ *  9. the manager's gateway vs a direct call (scripts/bench/gateway.ts), and the manager service's
+ *     idle memory and time from a hung agent to healthy again (scripts/bench/manager.ts);
  * 10. (--cli-only) CLI overhead of `list` and `create` with the local registry: the built CLI's
  *     wall time minus the same use case run warm in-process (its engine and registry calls), with
  *     `node -e 0` measured in the same rounds as the reference.
@@ -61,6 +61,8 @@ import { streamRoutes } from '../src/server/streams.js';
 import { createManager } from '../src/server/manager.js';
 import { tasksBench } from './bench/tasks.js';
 import { sseClient, wsClient, type StreamClient } from '../test/helpers/streams.js';
+import { gatewayBench, gatewayBenchChild } from './bench/gateway.js';
+import { managerBench } from './bench/manager.js';
 
 const run = promisify(execFile);
 const args = process.argv.slice(2);
@@ -582,97 +584,6 @@ samples, 2 s apart); peak ${peak.toFixed(1)} MiB during one \`extract_text\` cal
   }
 }
 
-/**
- * A child of the gateway bench, serving until killed: `runtime` is one agent runtime with
- * process_data; `gateway` is a fastify POST /execute in front of `--target` through the Gateway.
- * Prints {"port": n} on stdout once listening.
- */
-async function gatewayBenchChild(role: string): Promise<void> {
-  let app;
-  if (role === 'runtime') {
-    app = await buildServer(defineAgent({ name: 'BenchAgent', description: 'bench', version: '1.0.0', tools: [processData] }), { processMetrics: false });
-  } else if (role === 'proxy') {
-    // the floor of any extra hop: a bare undici pool behind fastify, no balancing, breaker or retry
-    const pool = new Pool(args[args.indexOf('--target') + 1]!, { connections: 32 });
-    app = Fastify();
-    app.post('/execute', async (req, reply) => {
-      const r = await pool.request({ path: '/execute', method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(req.body) });
-      return reply.code(r.statusCode).send(await r.body.json());
-    });
-  } else {
-    const target = args[args.indexOf('--target') + 1]!;
-    const gw = new Gateway({ resolve: () => ({ slug: 'bench', replicas: [{ id: 'r0', url: target, inRotation: true }] }) });
-    app = Fastify();
-    app.post('/execute', async (req, reply) => {
-      const r = await gw.executeViaGateway('bench', req.body as ExecuteRequest);
-      return reply.code(r.status).send(r.body);
-    });
-  }
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  console.log(JSON.stringify({ port: (app.server.address() as AddressInfo).port }));
-}
-
-/** Start this script as a gateway-bench child; resolves with its URL and the child. */
-async function startBenchChild(...roleArgs: string[]): Promise<{ url: string; child: ReturnType<typeof spawn> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(PACKAGE_ROOT, 'scripts/bench.ts'), '--role', ...roleArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`bench child ${roleArgs[0]} exited with ${code}`)));
-  });
-  return { url: `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}`, child };
-}
-
-/**
- * POST /execute direct to one agent runtime vs through the gateway to the same runtime, rounds
- * interleaved, medians compared. Goal (issue 9): >= 0.8x the requests/s, p99 <= 1.5x.
- */
-async function gatewayBench(seconds: number, rounds: number): Promise<string> {
-  const runtime = await startBenchChild('runtime');
-  const front = await startBenchChild('gateway', '--target', runtime.url);
-  const proxy = await startBenchChild('proxy', '--target', runtime.url);
-  try {
-    const connections = 10;
-    await load(runtime.url, 1, connections); // warm-up
-    await load(front.url, 1, connections);
-    await load(proxy.url, 1, connections);
-    const direct: Awaited<ReturnType<typeof load>>[] = [];
-    const viaGw: Awaited<ReturnType<typeof load>>[] = [];
-    const viaProxy: Awaited<ReturnType<typeof load>>[] = [];
-    for (let r = 0; r < rounds; r++) {
-      direct.push(await load(runtime.url, seconds, connections));
-      viaGw.push(await load(front.url, seconds, connections));
-      viaProxy.push(await load(proxy.url, seconds, connections));
-    }
-    const m = (xs: Awaited<ReturnType<typeof load>>[], k: 'rps' | 'p50' | 'p99') => median(xs.map((x) => x[k]));
-    const rpsRatio = m(viaGw, 'rps') / m(direct, 'rps');
-    const p99Ratio = m(viaGw, 'p99') / m(direct, 'p99');
-    const errs = (xs: Awaited<ReturnType<typeof load>>[]) => xs.reduce((a, x) => a + x.errors + x.non2xx, 0);
-    const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
-    return `## The manager's gateway vs a direct call
-
-\`process_data\` on one agent runtime (its own process, no Docker, no CPU limit), ${connections} connections, ${rounds} interleaved rounds
-of ${seconds} s each after a 1 s warm-up (autocannon, loopback); medians. The gateway is a fastify POST /execute in
-its own process calling \`Gateway.executeViaGateway\` (undici keep-alive pool, breaker, round-robin over one replica).
-
-| path | requests/s | p50 latency | p99 latency | errors + non-2xx |
-| --- | --- | --- | --- | --- |
-| direct | ${m(direct, 'rps').toFixed(0)} | ${m(direct, 'p50').toFixed(1)} ms | ${m(direct, 'p99').toFixed(1)} ms | ${errs(direct)} |
-| through the gateway | ${m(viaGw, 'rps').toFixed(0)} | ${m(viaGw, 'p50').toFixed(1)} ms | ${m(viaGw, 'p99').toFixed(1)} ms | ${errs(viaGw)} |
-| through a bare undici proxy (the floor of any extra hop) | ${m(viaProxy, 'rps').toFixed(0)} | ${m(viaProxy, 'p50').toFixed(1)} ms | ${m(viaProxy, 'p99').toFixed(1)} ms | ${errs(viaProxy)} |
-
-Gateway/direct: **${rpsRatio.toFixed(2)}x** the requests/s (goal >= 0.8x: ${verdict(rpsRatio >= 0.8)}),
-**${p99Ratio.toFixed(2)}x** the p99 latency (goal <= 1.5x: ${verdict(p99Ratio <= 1.5)}).
-Gateway/bare proxy: ${(m(viaGw, 'rps') / m(viaProxy, 'rps')).toFixed(2)}x the requests/s (the gateway's own cost, hop excluded).
-Here the runtime has no CPU limit, so the extra process competes with it and the load generator for
-the machine's cores; behind a 0.5-CPU agent container the agent, not the hop, is the bottleneck.
-`;
-  } finally {
-    proxy.child.kill();
-    front.child.kill();
-    runtime.child.kill();
-  }
-}
-
 async function main(): Promise<void> {
   const ws = await mkdtemp(join(tmpdir(), 'nexus-bench-'));
   await writeFile(join(ws, 'nexus.yaml'), yaml.dump({ project: PROJECT, ports: { range: `${FROM}-${FROM + N + 19}` }, labels: { 'dev.nexus-delta.bench': 'true' } }));
@@ -850,14 +761,16 @@ Target: under 2 MB added: ${verdict(addedBytes < 2e6)}.
     const protoMd = `## Protocol doors\n\n${await protocolBench(3)}\n${await doorBench(3)}`;
     console.error('bench: gateway');
     const gwMd = await gatewayBench(opt('seconds', 5), ROUNDS);
+    console.error('bench: manager service');
+    const mgrMd = await managerBench(ROUNDS);
     console.error('bench: dependencies');
     const depsMd = await dependencyBench();
     console.error('bench: idle agent');
     const idleMd = await idleBench(opt('idle-seconds', 90));
     console.error('bench: streams');
     const streamsMd = await streamsBench(ROUNDS);
-    await writeFile(join(PACKAGE_ROOT, 'BENCHMARKS.md'), `${md}\n${regMd}\n${routerMd}\n${protoMd}\n${gwMd}\n${depsMd}\n${idleMd}\n${streamsMd}`);
-    console.log(md + '\n' + regMd + '\n' + routerMd + '\n' + protoMd + '\n' + gwMd + '\n' + depsMd + '\n' + idleMd + '\n' + streamsMd);
+    await writeFile(join(PACKAGE_ROOT, 'BENCHMARKS.md'), `${md}\n${regMd}\n${routerMd}\n${protoMd}\n${gwMd}\n${mgrMd}\n${depsMd}\n${idleMd}\n${streamsMd}`);
+    console.log(md + '\n' + regMd + '\n' + routerMd + '\n' + protoMd + '\n' + gwMd + '\n' + mgrMd + '\n' + depsMd + '\n' + idleMd + '\n' + streamsMd);
   } finally {
     await removeContainers([wsLabel]).catch(() => undefined);
     await removeContainers(['dev.nexus-delta.bench=true']).catch(() => undefined);
@@ -1023,7 +936,7 @@ async function cliBench(rounds: number): Promise<string> {
 if (args.includes('--role')) {
   // a bench child (gateway roles, streams): serves until the parent kills it
   const role = args[args.indexOf('--role') + 1]!;
-  await (role === 'streams' ? streamsBenchChild() : gatewayBenchChild(role));
+  await (role === 'streams' ? streamsBenchChild() : gatewayBenchChild(role, args));
 } else {
   if (args.includes('--cli-only')) console.log(await cliBench(opt('rounds', 9)));
   else if (args.includes('--registry-only')) console.log(await registryBench(opt('records', 100)));
@@ -1032,6 +945,7 @@ if (args.includes('--role')) {
   else if (args.includes('--protocols-only')) console.log(await protocolBench(opt('seconds', 3)));
   else if (args.includes('--idle-only')) console.log(await idleBench(opt('idle-seconds', 90)));
   else if (args.includes('--gateway-only')) console.log(await gatewayBench(opt('seconds', 3), ROUNDS));
+  else if (args.includes('--manager-only')) console.log(await managerBench(opt('rounds', 3)));
   else if (args.includes('--deps-only')) console.log(await dependencyBench());
   else if (args.includes('--tasks-only')) console.log(await tasksBench(opt('calls', 2000), opt('concurrency', 32), ROUNDS));
   else if (args.includes('--streams-only')) console.log(await streamsBench(ROUNDS));

@@ -324,13 +324,13 @@ export function agentsPlugin(ctx: ManagerContext) {
         reply.raw.on('close', onClose);
         // the call's figure is recorded before the answer goes out, so a client that reads
         // /metrics/performance after its answer always sees its own call counted
-        const record = async (answered: boolean) => {
-          const slug = findRecord((await ctx.snapshot.get().catch(() => ({ records: [] }))).records, req.params.name)?.slug;
+        const record = async (answered: boolean, agent?: string) => {
+          const slug = agent ?? findRecord((await ctx.snapshot.get().catch(() => ({ records: [] }))).records, req.params.name)?.slug;
           if (slug) ctx.figures.record(slug, performance.now() - started, answered, ctx.clock.now());
         };
         try {
           const r = await ctx.gateway.executeViaGateway(req.params.name, { tool_name: req.body.tool_name, parameters: req.body.parameters ?? {} }, { signal: caller.signal });
-          await record(true);
+          await record(true, r.agent);
           return reply.code(r.status as 200).send(r.body as never);
         } catch (err) {
           await record(false);

@@ -1,3 +1,4 @@
+import pino from 'pino';
 import { systemClock, type Clock } from '../clock.js';
 import type { Config } from '../config/config.js';
 import type { Engine } from '../engine/engine.js';
@@ -332,7 +333,8 @@ export async function serveWorkspace(
     env: env as NodeJS.ProcessEnv,
     handleSignals: false,
     print: (line) => io.out.write(`${line}\n`),
-    log: { level: 'info', stream: process.stderr },
+    // pino's own synchronous writer on fd 2 (as src/log.ts): nothing lost, and no Writable stream machinery per line
+    log: { level: 'info', stream: pino.destination({ fd: 2, sync: true }) },
     build: async (d) => (await createManager({ config: deps.config, env, engine: deps.engine, clock: deps.clock, bootstrapToken: d.bootstrapToken, log: d.log, supervisor: superviseManager() })).app,
   });
   if (deps.config.manager.url === undefined) {

@@ -1,5 +1,6 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { link, lstat, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { link, lstat, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import lockfile from 'proper-lockfile';
@@ -244,7 +245,7 @@ export type RevokeTokenInput = { jti: string; token?: undefined } | { token: str
  */
 export async function revokeToken(input: RevokeTokenInput, deps: TokenDeps): Promise<{ jti: string; alreadyRevoked: boolean }> {
   let jti = input.jti;
-  if (input.token !== undefined) jti = (await verifySigned(input.token, await loadOrCreateKey(deps.workspace), deps.clock ?? systemClock)).jti;
+  if (input.token !== undefined) jti = (await verifySigned(input.token, await loadOrCreateKey(deps.workspace), deps.clock ?? systemClock)).principal.jti;
   if (typeof jti !== 'string' || !/^[A-Za-z0-9-]{1,64}$/.test(jti)) throw new AppError('USAGE', 'invalid token id', { hint: 'pass the jti shown by `agent token list`' });
   const id = jti;
   return withTokenFiles(deps, (issued, revoked) => {
@@ -266,7 +267,13 @@ export async function listTokens(deps: TokenDeps): Promise<TokenInfo[]> {
 
 const unauthorized = (message: string) => new AppError('UNAUTHORIZED', message, { hint: 'send Authorization: Bearer <token> with a live token (`agent token create`)' });
 
-async function verifySigned(token: string, key: Uint8Array, clock: Clock): Promise<Principal> {
+/** A verified JWT: who it is and when it expires (the `exp` claim, seconds since the epoch). */
+interface Verified {
+  principal: Principal;
+  exp: number;
+}
+
+async function verifySigned(token: string, key: Uint8Array, clock: Clock): Promise<Verified> {
   try {
     const { payload } = await jwtVerify(token, key, {
       algorithms: ['HS256'],
@@ -276,7 +283,7 @@ async function verifySigned(token: string, key: Uint8Array, clock: Clock): Promi
       currentDate: new Date(clock.now()),
     });
     if (!isScope(payload.scope) || typeof payload.jti !== 'string') throw unauthorized('the token carries no valid scope');
-    return { jti: payload.jti, scope: payload.scope, sub: payload.sub };
+    return { principal: { jti: payload.jti, scope: payload.scope, sub: payload.sub }, exp: payload.exp! };
   } catch (err) {
     if (err instanceof AppError) throw err;
     // jose's messages name the failed check, never the token
@@ -285,12 +292,20 @@ async function verifySigned(token: string, key: Uint8Array, clock: Clock): Promi
   }
 }
 
+/** Signed tokens remembered once verified (a bounded cache: the oldest entry goes first). */
+const VERIFIED_CACHE_SIZE = 1024;
+
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
 /**
  * Checks bearer tokens for the manager: the bootstrap token (timing-safe) or a signed JWT that
  * is live and not revoked. Revocations written by another process (the CLI) are seen on the next
- * check: the revoked list is re-read whenever its file changes (inode, mtime, size).
+ * check: the revoked list is re-read whenever its file changes (inode, mtime, size; one stat per
+ * check, synchronous: a few µs, no thread-pool round trip on the gateway's hot path).
+ * A signature is checked once per token: the last VERIFIED_CACHE_SIZE (1024) valid tokens are kept
+ * with their principal and `exp`, so a token seen again costs a map lookup, an expiry check against
+ * the clock (jose's rule: expired once `exp` <= now in whole seconds) and the revocation check.
+ * The signing key never changes while the process runs (loadOrCreateKey never overwrites it).
  */
 export class TokenVerifier {
   private readonly bootstrap: Buffer | undefined;
@@ -298,6 +313,7 @@ export class TokenVerifier {
   private key: Promise<Uint8Array> | undefined;
   private revoked = new Set<string>();
   private revokedStamp = '';
+  private readonly verified = new Map<string, Verified>();
 
   /**
    * @param bootstrapToken NEXUS_MANAGER_TOKEN, if set (at least MIN_BOOTSTRAP_LENGTH characters).
@@ -328,7 +344,7 @@ export class TokenVerifier {
     const file = revokedPath(this.workspace);
     let stamp = 'none';
     try {
-      const st = await stat(file);
+      const st = statSync(file);
       stamp = `${st.ino}:${st.mtimeMs}:${st.size}`;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
@@ -346,7 +362,17 @@ export class TokenVerifier {
   async verify(token: string): Promise<Principal> {
     if (!token) throw unauthorized('missing bearer token');
     if (this.bootstrap && timingSafeEqual(digest(token), this.bootstrap)) return { jti: BOOTSTRAP_JTI, scope: 'admin' };
-    const principal = await verifySigned(token, await this.signingKey(), this.clock);
+    let v = this.verified.get(token);
+    if (v && Math.floor(this.clock.now() / 1000) >= v.exp) {
+      this.verified.delete(token);
+      v = undefined;
+    }
+    if (!v) {
+      v = await verifySigned(token, await this.signingKey(), this.clock);
+      if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(token, v);
+    }
+    const principal = v.principal;
     await this.refreshRevoked();
     if (this.revoked.has(principal.jti)) throw unauthorized('the token has been revoked');
     return principal;

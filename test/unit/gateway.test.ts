@@ -45,7 +45,7 @@ describe('gateway: answers pass through', () => {
     const a = await runtime();
     const { gw } = gateway(() => ({ slug: 'x', replicas: [rep('a', a.url)] }), { breakerFailures: 2 });
     const ok = await gw.executeViaGateway('x', call);
-    expect(ok).toEqual({ status: 200, body: { result: { count: 3, sum: 6, mean: 2, min: 1, max: 3 } }, replica: 'a' });
+    expect(ok).toEqual({ status: 200, body: { result: { count: 3, sum: 6, mean: 2, min: 1, max: 3 } }, replica: 'a', agent: 'x' });
     expect((await gw.executeViaGateway('x', { tool_name: 'process_data', parameters: { data: 'no' } })).status).toBe(400);
     expect((await gw.executeViaGateway('x', { tool_name: 'nope' })).status).toBe(404);
     for (let i = 0; i < 4; i++) {

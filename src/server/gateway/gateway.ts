@@ -105,6 +105,8 @@ export interface ExecuteResult {
   body: unknown;
   /** Id of the replica that answered. */
   replica: string;
+  /** Slug of the agent that answered (the caller may have named it by name); always set by the Gateway. */
+  agent?: string;
 }
 
 /** One attempt on one replica, as the breaker sees it. */
@@ -117,6 +119,10 @@ type Attempt =
 interface ReplicaState {
   /** Origin of its pool. */
   origin: string;
+  /** The replica URL `path` was computed from (recomputed when the replica's URL changes). */
+  url: string;
+  /** Path of its POST /execute (the URL's path + /execute). */
+  path: string;
   breaker: CircuitBreakerPolicy;
   /** Date.now() when the breaker last opened; 0 when closed. */
   openedAt: number;
@@ -241,7 +247,7 @@ export class Gateway {
         const r = await this.attempt(agent.slug, replica, payload, signal);
         if (r.kind === 'answer') {
           done('answer');
-          return { status: r.status, body: r.body, replica: replica.id };
+          return { status: r.status, body: r.body, replica: replica.id, agent: agent.slug };
         }
         if (r.kind === 'aborted' || (r.kind === 'timeout' && opts.signal?.aborted)) {
           done('aborted');
@@ -291,6 +297,10 @@ export class Gateway {
       s = { balancer: createBalancer(strategy), strategy, ids: s?.ids ?? new Set(), inflight: s?.inflight ?? 0 };
       this.agents.set(agent.slug, s);
     }
+    // the same replicas as last time (the common case): nothing to forget, no new set
+    let same = agent.replicas.length === s.ids.size;
+    for (let i = 0; same && i < agent.replicas.length; i++) same = s.ids.has(agent.replicas[i]!.id);
+    if (same) return s;
     const ids = new Set(agent.replicas.map((r) => r.id));
     for (const gone of s.ids) if (!ids.has(gone)) this.forgetReplica(gone);
     s.ids = ids;
@@ -324,17 +334,25 @@ export class Gateway {
         halfOpenAfter: this.opts.breakerHalfOpenAfterMs,
         breaker: new ConsecutiveBreaker(this.opts.breakerFailures),
       });
-      const created: ReplicaState = { origin: new URL(url).origin, breaker, openedAt: 0, inflight: 0 };
+      const created: ReplicaState = { origin: '', url: '', path: '', breaker, openedAt: 0, inflight: 0 };
       breaker.onBreak(() => (created.openedAt = Date.now()));
       breaker.onReset(() => (created.openedAt = 0));
       this.replicas.set(id, created);
       st = created;
     }
+    if (st.url !== url) {
+      // parsed once per replica URL, not per call; a replica that moved leaves its old pool
+      const u = new URL(url);
+      const old = st.origin;
+      st.url = url;
+      st.origin = u.origin;
+      if (old && old !== st.origin) this.closePoolUnlessShared(old);
+      st.path = `${u.pathname.replace(/\/$/, '')}/execute`;
+    }
     return st;
   }
 
-  private pool(url: string): Pool {
-    const origin = new URL(url).origin;
+  private pool(origin: string): Pool {
     let p = this.pools.get(origin);
     if (!p) {
       p = new Pool(origin, { connections: this.opts.connectionsPerReplica, keepAliveTimeout: this.opts.keepAliveTimeoutMs, pipelining: 1 });
@@ -348,9 +366,14 @@ export class Gateway {
     const st = this.replicas.get(id);
     if (!st) return;
     this.replicas.delete(id);
-    for (const other of this.replicas.values()) if (other.origin === st.origin) return;
-    const p = this.pools.get(st.origin);
-    this.pools.delete(st.origin);
+    this.closePoolUnlessShared(st.origin);
+  }
+
+  /** Close the pool of `origin` unless a known replica still uses it. */
+  private closePoolUnlessShared(origin: string): void {
+    for (const other of this.replicas.values()) if (other.origin === origin) return;
+    const p = this.pools.get(origin);
+    this.pools.delete(origin);
     // in-flight calls on it finish first (Pool.close); a later call to the origin opens a new pool
     void p?.close().catch(() => undefined);
   }
@@ -365,9 +388,7 @@ export class Gateway {
     st.inflight++;
     let outcome = 'rejected';
     try {
-      const base = new URL(replica.url);
-      const path = `${base.pathname.replace(/\/$/, '')}/execute`;
-      const r = (await st.breaker.execute(() => send(this.pool(replica.url), path, payload, signal))) as Attempt;
+      const r = (await st.breaker.execute(() => send(this.pool(st.origin), st.path, payload, signal))) as Attempt;
       outcome = r.kind;
       return r;
     } catch (err) {
