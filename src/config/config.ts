@@ -81,7 +81,20 @@ export const configFileSchema = z
      * The manager the agents' containers dial (`/ws/agent`, issue 10 §5). Unset: `agent serve`
      * gives the containers it starts its own address when it listens on one they can reach.
      */
-    manager: z.object({ url: z.string().optional() }).strict().optional(),
+    manager: z
+      .object({
+        url: z.string().optional(),
+        /** Requests per minute, per client IP and per token (src/server/auth.ts; defaults 100 api, 1200 gateway). */
+        rateLimits: z
+          .object({
+            api: z.object({ perMinute: z.number().int().min(1).max(1_000_000) }).strict().optional(),
+            gateway: z.object({ perMinute: z.number().int().min(1).max(1_000_000) }).strict().optional(),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .optional(),
     /** Autoscaling by agent slug (the supervisor, src/supervisor/autoscale.ts); an agent's manifest may set its own. */
     autoscale: z.record(z.string().refine(isSlug, 'keys are agent slugs (a-z, 0-9 and -)'), AutoscaleSchema).optional(),
   })
@@ -112,7 +125,15 @@ export interface Config {
    * configured (nexus.yaml manager.url or env NEXUS_MANAGER_URL) or, when unset, set by `agent serve`
    * from the address it listens on (src/server/manager.ts). undefined: containers do not dial in.
    */
-  manager: { url: string | undefined };
+  manager: {
+    url: string | undefined;
+    /**
+     * The manager's rate-limit budgets in requests per minute, each counted per client IP and per
+     * token (nexus.yaml manager.rateLimits, env NEXUS_API_RATE_LIMIT / NEXUS_GATEWAY_RATE_LIMIT);
+     * a budget left unset keeps its default (src/server/auth.ts DEFAULT_LIMITS).
+     */
+    rateLimits: { api?: { perMinute: number }; gateway?: { perMinute: number } };
+  };
   /** Autoscaling by agent slug from nexus.yaml (validated; defaults applied). */
   autoscale?: Record<string, AutoscaleConfig> | undefined;
 }
@@ -199,6 +220,13 @@ export function resolveConfig(workspace: string, file: unknown, env: Env): Confi
   if (routerUrl !== undefined) checkSetting(routerUrl, isHttpUrl, { env, envName: 'NEXUS_ROUTER_URL', fileField: 'router.url' }, 'must be an http(s) URL', 'the router\'s public URL, e.g. http://127.0.0.1:8088');
   const managerUrl = env.NEXUS_MANAGER_URL || f.manager?.url;
   if (managerUrl !== undefined) checkSetting(managerUrl, isManagerUrl, { env, envName: 'NEXUS_MANAGER_URL', fileField: 'manager.url' }, 'must be an http(s) or ws(s) URL with no query or credentials', "the manager's address as the containers reach it, e.g. http://host.docker.internal:8070");
+  const rateLimits: Config['manager']['rateLimits'] = {};
+  for (const [cls, envName] of [['api', 'NEXUS_API_RATE_LIMIT'], ['gateway', 'NEXUS_GATEWAY_RATE_LIMIT']] as const) {
+    const raw = env[envName] ?? (f.manager?.rateLimits?.[cls] ? String(f.manager.rateLimits[cls].perMinute) : undefined);
+    if (raw === undefined) continue;
+    checkSetting(raw, (v) => /^\d{1,7}$/.test(v) && Number(v) >= 1, { env, envName, fileField: `manager.rateLimits.${cls}.perMinute` }, 'must be a whole number of requests per minute, 1 or more', cls === 'api' ? 'a number such as 100' : 'a number such as 1200');
+    rateLimits[cls] = { perMinute: Number(raw) };
+  }
   return {
     workspace,
     project,
@@ -230,7 +258,7 @@ export function resolveConfig(workspace: string, file: unknown, env: Env): Confi
       databaseId: f.firestore?.databaseId,
       timeoutMs: Number(firestoreTimeout),
     },
-    manager: { url: managerUrl?.replace(/\/+$/, '') },
+    manager: { url: managerUrl?.replace(/\/+$/, ''), rateLimits },
     ...(f.autoscale ? { autoscale: f.autoscale } : {}),
   };
 }

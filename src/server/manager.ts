@@ -250,7 +250,7 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
       workspace: opts.config.workspace,
       bootstrapToken: opts.bootstrapToken ?? (env.NEXUS_MANAGER_TOKEN || undefined),
       clock,
-      limits: opts.limits,
+      limits: opts.limits ?? opts.config.manager.rateLimits,
       log: opts.log,
       plugins: {
         api: [agentsPlugin(ctx), tasks.plugin, streamRoutes({ bus: events, ...(opts.streamHeartbeatMs ? { heartbeatMs: opts.streamHeartbeatMs } : {}) }), dashboardApi(ctx), commandRoutes(commands), connectionRoutes(connections, { fleet: () => fleet.deps, invalidate: () => snapshot.invalidate() }), ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
@@ -340,7 +340,7 @@ export async function serveWorkspace(
   if (deps.config.manager.url === undefined) {
     // containers this manager starts (start, restart, scale, the supervisor) dial it back
     const url = servedManagerUrl(running.url);
-    if (url) deps.config.manager = { url };
+    if (url) deps.config.manager = { ...deps.config.manager, url };
     else io.out.write(`agents' containers will not dial this manager: it listens on loopback only (set manager.url in nexus.yaml, or serve --host 0.0.0.0 with NEXUS_MANAGER_TOKEN)\n`);
   }
   const stop = () => void running.close();
