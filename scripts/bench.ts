@@ -60,6 +60,7 @@ import { EventBus } from '../src/server/events-bus.js';
 import { streamRoutes } from '../src/server/streams.js';
 import { createManager } from '../src/server/manager.js';
 import { tasksBench } from './bench/tasks.js';
+import { mergeSections } from './bench/sections.js';
 import { sseClient, wsClient, type StreamClient } from '../test/helpers/streams.js';
 import { gatewayBench, gatewayBenchChild } from './bench/gateway.js';
 import { managerBench } from './bench/manager.js';
@@ -769,7 +770,10 @@ Target: under 2 MB added: ${verdict(addedBytes < 2e6)}.
     const idleMd = await idleBench(opt('idle-seconds', 90));
     console.error('bench: streams');
     const streamsMd = await streamsBench(ROUNDS);
-    await writeFile(join(PACKAGE_ROOT, 'BENCHMARKS.md'), `${md}\n${regMd}\n${routerMd}\n${protoMd}\n${gwMd}\n${mgrMd}\n${depsMd}\n${idleMd}\n${streamsMd}`);
+    // the sections this run produced replace theirs; those other benches wrote (tasks, rollout, CLI, connections, dashboard) stay
+    const benchFile = join(PACKAGE_ROOT, 'BENCHMARKS.md');
+    const before = await readFile(benchFile, 'utf8').catch(() => '');
+    await writeFile(benchFile, mergeSections(before, `${md}\n${regMd}\n${routerMd}\n${protoMd}\n${gwMd}\n${mgrMd}\n${depsMd}\n${idleMd}\n${streamsMd}`));
     console.log(md + '\n' + regMd + '\n' + routerMd + '\n' + protoMd + '\n' + gwMd + '\n' + mgrMd + '\n' + depsMd + '\n' + idleMd + '\n' + streamsMd);
   } finally {
     await removeContainers([wsLabel]).catch(() => undefined);
