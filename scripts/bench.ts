@@ -58,7 +58,7 @@ import { buildServer as buildManager } from '../src/server/app.js';
 import { EventBus } from '../src/server/events-bus.js';
 import { streamRoutes } from '../src/server/streams.js';
 import { createManager } from '../src/server/manager.js';
-import { tasksBench } from './bench/tasks.js';
+import { containerTasksBench, tasksBench } from './bench/tasks.js';
 import { sseClient, wsClient, type StreamClient } from '../test/helpers/streams.js';
 
 const run = promisify(execFile);
@@ -1023,7 +1023,7 @@ if (args.includes('--role')) {
   else if (args.includes('--idle-only')) console.log(await idleBench(opt('idle-seconds', 90)));
   else if (args.includes('--gateway-only')) console.log(await gatewayBench(opt('seconds', 3), ROUNDS));
   else if (args.includes('--deps-only')) console.log(await dependencyBench());
-  else if (args.includes('--tasks-only')) console.log(await tasksBench(opt('calls', 2000), opt('concurrency', 32), ROUNDS));
+  else if (args.includes('--tasks-only')) console.log(`${await tasksBench(opt('calls', 2000), opt('concurrency', 32), ROUNDS)}\n\n${await containerTasksBench(opt('calls', 2000), opt('concurrency', 32), ROUNDS)}`);
   else if (args.includes('--streams-only')) console.log(await streamsBench(ROUNDS));
   else if (args.includes('--door-only')) console.log(await doorBench(opt('seconds', 3)));
   else await main();
