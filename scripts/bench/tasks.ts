@@ -231,7 +231,7 @@ export async function containerTasksBench(n: number, concurrency: number, rounds
       row("manager POST /api/v1/agents/{slug}/execute (the tasks path's transport, reference)", runs.gateway),
       row('tasks: POST /api/v1/tasks/submit -> task.succeeded on the bus', runs.tasks),
       '',
-      `Ratio tasks / direct: **${ratio.toFixed(2)}** (rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')}; goal >= 0.5: ${ratio >= 0.5 ? 'met' : '**not met**'}).`,
+      `Ratio tasks / direct: **${ratio.toFixed(2)}** (rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')}; goal >= 0.5: ${ratio >= 0.5 ? 'met' : '**not met**'}). Calls/s per round, direct: ${runs.direct.map((x) => x.perS.toFixed(0)).join(', ')}; gateway route: ${runs.gateway.map((x) => x.perS.toFixed(0)).join(', ')}; tasks: ${runs.tasks.map((x) => x.perS.toFixed(0)).join(', ')}.`,
     ].join('\n');
   } finally {
     for (const p of pools) await p.close().catch(() => undefined);
