@@ -33,6 +33,7 @@ import { LABEL } from '../../src/engine/labels.js';
 import { workspaceId } from '../../src/fleet/context.js';
 import { probeHealth } from '../../src/fleet/health.js';
 import { createAgent, startAgents } from '../../src/fleet/manager.js';
+import { baseImageRef } from '../../src/names.js';
 import { createManager } from '../../src/server/manager.js';
 import { processData } from '../../agent-template/tools/process_data.js';
 import { defineAgent } from '../../src/runtime/define.js';
@@ -240,6 +241,8 @@ export async function containerTasksBench(n: number, concurrency: number, rounds
     await Promise.all(cs.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
     const imgs = await docker.listImages({ filters: { label: [wsLabel] } });
     for (const i of imgs) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
+    // the base image under this run's tag: an untag when another tag shares it (the usual case)
+    await docker.getImage(baseImageRef(config.images.tag)).remove().catch(() => undefined);
     await rm(ws, { recursive: true, force: true });
   }
 }
