@@ -59,7 +59,7 @@ import { buildServer as buildManager } from '../src/server/app.js';
 import { EventBus } from '../src/server/events-bus.js';
 import { streamRoutes } from '../src/server/streams.js';
 import { createManager } from '../src/server/manager.js';
-import { tasksBench } from './bench/tasks.js';
+import { containerTasksBench, tasksBench } from './bench/tasks.js';
 import { mergeSections } from './bench/sections.js';
 import { sseClient, wsClient, type StreamClient } from '../test/helpers/streams.js';
 import { gatewayBench, gatewayBenchChild } from './bench/gateway.js';
@@ -951,7 +951,7 @@ if (args.includes('--role')) {
   else if (args.includes('--gateway-only')) console.log(await gatewayBench(opt('seconds', 3), ROUNDS));
   else if (args.includes('--manager-only')) console.log(await managerBench(opt('rounds', 3)));
   else if (args.includes('--deps-only')) console.log(await dependencyBench());
-  else if (args.includes('--tasks-only')) console.log(await tasksBench(opt('calls', 2000), opt('concurrency', 32), ROUNDS));
+  else if (args.includes('--tasks-only')) console.log(`${await tasksBench(opt('calls', 2000), opt('concurrency', 32), ROUNDS)}\n\n${await containerTasksBench(opt('calls', 2000), opt('concurrency', 32), ROUNDS)}`);
   else if (args.includes('--streams-only')) console.log(await streamsBench(ROUNDS));
   else if (args.includes('--door-only')) console.log(await doorBench(opt('seconds', 3)));
   else if (args.includes('--connections-only')) await (await import('./bench/connections.js')).runConnectionsBench(opt('connections', 100), opt('restarts', 3));
