@@ -122,9 +122,16 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       const total = uc.progressTotal ? await uc.progressTotal(uc.input().parse(opts), fleet.deps).catch(() => 0) : 0;
       progress = await Progress.open(io.stderr as never, json, total);
       const stop = new AbortController();
-      const onSignal = () => stop.abort();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      // `on`, not `once`: signal-exit 3 (loaded by proper-lockfile) kills the process when its own
+      // listener is the only one left, and `once` removes ours before the signal reaches it.
+      // The first signal stops the command cleanly; a second one ends the process at once (as
+      // docker compose does on a second Ctrl-C), exit 128 + the signal's number.
+      const onSignal = (sig: NodeJS.Signals) => {
+        if (!stop.signal.aborted) return stop.abort();
+        process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       try {
         const r = await runCommand(uc, fleet.deps, opts, { out: io.stdout, signal: stop.signal, env: io.env });
         progress.stop();

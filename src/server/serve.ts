@@ -81,8 +81,10 @@ export async function serveManager(opts: ServeOptions): Promise<RunningManager> 
     return closing;
   };
   if (opts.handleSignals ?? true) {
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
+    // `on`, not `once` (removed in close): signal-exit 3, loaded by proper-lockfile, kills the
+    // process when its listener is the only one left when the signal arrives
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
   }
   return { url: address, app, close, closed };
 }
