@@ -12,6 +12,12 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
+          // many unit files serve real HTTP in-process (manager, gateway, in-process agents); in a
+          // full run on 2 busy cores some tests took 4-13 s and an a2a-door beforeEach passed the
+          // default 10 s hook limit (its late hook then broke the next tests with 409s). The
+          // defaults (5 s / 10 s) leave no margin there; a hang still fails, after 30 s.
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
         },
       },
       {

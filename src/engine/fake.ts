@@ -247,6 +247,13 @@ export class FakeEngine implements Engine {
     };
   }
 
+  /** As Docker refuses a bind mount whose host path is missing (create and start: 400 "invalid mount config"). */
+  private checkBindSources(spec: ContainerSpec, op: string): void {
+    for (const f of spec.secretFiles ?? []) {
+      if (!existsSync(f.source)) throw engineError(`${op}: invalid mount config for type "bind": bind source path does not exist: ${f.source}`, 400);
+    }
+  }
+
   async createContainer(spec: ContainerSpec): Promise<string> {
     this.log('create container', spec.name);
     if (this.container(spec.name)) {
@@ -257,6 +264,7 @@ export class FakeEngine implements Engine {
     const img = this.image(spec.image);
     if (!img) throw engineError(`create container ${spec.name}: No such image: ${spec.image}`, 404);
     if (spec.network && !this.networks.has(spec.network)) throw engineError(`create container ${spec.name}: network ${spec.network} not found`, 404);
+    this.checkBindSources(spec, `create container ${spec.name}`);
     const id = this.nextId();
     const c: FakeContainer = { spec: structuredClone(spec), id, imageId: img.id, state: 'created', startedAtMs: 0, finishedAtMs: 0, exitCode: 0, logs: '', networks: new Set(spec.network ? [spec.network] : []) };
     this.containers.set(id, c);
@@ -273,6 +281,7 @@ export class FakeEngine implements Engine {
     this.log('start container', id.slice(0, 12));
     const c = this.mustContainer(id, 'start container');
     if (c.state === 'running') return;
+    this.checkBindSources(c.spec, `start container ${c.id.slice(0, 12)}`);
     const hp = c.spec.hostPort;
     if (hp && this.portTaken(hp.port, c.id)) {
       throw new AppError('PORT_IN_USE', `start container ${c.id.slice(0, 12)}: its host port is taken (Bind for ${hp.address}:${hp.port} failed: port is already allocated)`, {

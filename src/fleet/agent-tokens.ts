@@ -8,6 +8,7 @@ import { logger } from '../log.js';
 import { findRecord } from './replicas.js';
 import type { FleetDeps } from './context.js';
 import type { AgentRecord } from '../registry/registry.js';
+import type { ContainerSpec } from '../engine/engine.js';
 
 /**
  * Per-agent connection tokens (issue 10 §5): what an agent presents in its HELLO on `/ws/agent`.
@@ -84,6 +85,35 @@ export async function prepareTokenMount(file: string): Promise<boolean> {
   await chmod(file, AGENT_TOKEN_FILE_MODE);
   return true;
 }
+
+/** Environment names of the manager link (src/fleet/containers.ts), dropped with the mount when the token file is missing. */
+const LINK_ENV = ['NEXUS_MANAGER_URL', 'NEXUS_AGENT_TOKEN_FILE', 'NEXUS_AGENT_ID'] as const;
+
+/**
+ * Make a container spec safe to create, whichever use case creates it (start, scale, supervisor
+ * restore through src/fleet/execute.ts; rollout and rollback through src/fleet/rollout.ts): each
+ * of its token mounts (`spec.secretFiles`) goes through prepareTokenMount. When one has no token
+ * on this machine (the record has a hash, but the registry came from another host or the file was
+ * deleted) the spec loses its manager link (mounts, NEXUS_MANAGER_URL, NEXUS_AGENT_TOKEN_FILE,
+ * NEXUS_AGENT_ID, extra hosts): the container starts without dialling the manager instead of the
+ * engine refusing a bind mount whose source does not exist (Docker API: 400 "bind source path
+ * does not exist"). The config-hash label is kept, so the next start does not recreate it for
+ * this; a rotated token changes the hash and does. `spec` is not modified.
+ * Returns the spec to create and `unlinked` (true when the link was dropped: tell the operator,
+ * see noTokenFileNote).
+ */
+export async function prepareSpecMounts(spec: ContainerSpec): Promise<{ spec: ContainerSpec; unlinked: boolean }> {
+  if (!spec.secretFiles?.length) return { spec, unlinked: false };
+  const ready = await Promise.all(spec.secretFiles.map((f) => prepareTokenMount(f.source)));
+  if (!ready.includes(false)) return { spec, unlinked: false };
+  const env = { ...spec.env };
+  for (const k of LINK_ENV) delete env[k];
+  return { spec: { ...spec, env, secretFiles: undefined, extraHosts: undefined }, unlinked: true };
+}
+
+/** The notice of an agent started without its manager link (prepareSpecMounts said `unlinked`). */
+export const noTokenFileNote = (slug: string): string =>
+  `no connection token file for ${slug} on this machine: it starts without dialling the manager (run \`agent token rotate-agent --name ${slug}\`)`;
 
 /** The clear token kept for the containers of `slug`, or undefined (none issued, revoked, or an agent created before tokens). */
 export async function readAgentToken(workspace: string, slug: string): Promise<string | undefined> {

@@ -7,6 +7,7 @@ import { agentImageRef, containerName, validateAgentVersion } from '../names.js'
 import { agentDir } from '../paths.js';
 import type { AgentRecord, DeployedVersion } from '../registry/registry.js';
 import { readManifest } from '../scaffold/render.js';
+import { noTokenFileNote, prepareSpecMounts } from './agent-tokens.js';
 import { agentContainerSpec, replicaContainerSpec } from './containers.js';
 import { emitterOf, type FleetDeps } from './context.js';
 import { waitHealthy, waitUntil } from './health.js';
@@ -158,6 +159,16 @@ async function replaceReplicas(deps: FleetDeps, rec: AgentRecord, target: { vers
     if (run.routerError) throw run.routerError;
   }
   const routedUrl = `${dialUrl(config.ports.bindAddress, routerPort)}${routerPath(slug)}`;
+  // the same preparation as start's (execute.ts): token files made mountable, or the link dropped with one note
+  let noted = false;
+  const createPrepared = async (desired: ContainerSpec): Promise<string> => {
+    const { spec, unlinked } = await prepareSpecMounts(desired);
+    if (unlinked && !noted) {
+      noted = true;
+      emit({ kind: 'note', agent: slug, phase: 'notice', message: noTokenFileNote(slug) });
+    }
+    return engine.createContainer(spec);
+  };
   const created: { id: string; name: string; replica: number }[] = [];
   const removeCreated = async () => {
     for (const c of created) await engine.removeContainer(c.id).catch(() => undefined);
@@ -167,7 +178,7 @@ async function replaceReplicas(deps: FleetDeps, rec: AgentRecord, target: { vers
       const name = generationName(slug, g, i, config.project);
       const spec = stamp(replicaContainerSpec(config, rec, target.image, i, net, routedUrl), target.version, g, i, name);
       emit({ kind: 'action', agent: slug, replica: i, action: 'create', phase: 'begin', message: `${name} (${target.version})` });
-      const id = await engine.createContainer(spec);
+      const id = await createPrepared(spec);
       created.push({ id, name, replica: i });
       await engine.startContainer(id);
       emit({ kind: 'action', agent: slug, replica: i, action: 'create', phase: 'end', outcome: 'ok' });
@@ -194,7 +205,7 @@ async function replaceReplicas(deps: FleetDeps, rec: AgentRecord, target: { vers
   primarySpec.network = net;
   primarySpec.networkAliases = [slug];
   emit({ kind: 'action', agent: slug, replica: 0, action: 'create', phase: 'begin', message: `${primarySpec.name} (${target.version})` });
-  const primary = await engine.createContainer(primarySpec);
+  const primary = await createPrepared(primarySpec);
   await engine.startContainer(primary);
   emit({ kind: 'action', agent: slug, replica: 0, action: 'create', phase: 'end', outcome: 'ok' });
   emit({ kind: 'action', agent: slug, replica: 0, action: 'wait-healthy', phase: 'begin' });

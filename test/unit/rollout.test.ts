@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -7,12 +7,16 @@ import { loadConfig } from '../../src/config/config.js';
 import { LABEL, VERSION_HISTORY } from '../../src/conventions.js';
 import { FakeEngine } from '../../src/engine/fake.js';
 import { ExitCode } from '../../src/errors.js';
+import { agentTokenFile } from '../../src/fleet/agent-tokens.js';
+import { AGENT_TOKEN_MOUNT } from '../../src/fleet/containers.js';
 import type { FleetDeps, FleetEvent } from '../../src/fleet/context.js';
 import { createAgent } from '../../src/fleet/manager.js';
 import { openFleet } from '../../src/fleet/open.js';
 import { rollbackAgent, rolloutAgent } from '../../src/fleet/rollout.js';
 import { acquireRolloutLock, rolloutsInProgress } from '../../src/fleet/rollout-lock.js';
 import { scaleAgent } from '../../src/fleet/scale.js';
+import { startAgents } from '../../src/fleet/start.js';
+import { stopAgents } from '../../src/fleet/stop.js';
 import { useCase } from '../../src/fleet/usecases.js';
 import { checkRecordToWrite } from '../../src/registry/record.js';
 
@@ -145,8 +149,17 @@ describe('rollout marker', () => {
     await bumpManifest('0.2.0');
     const held: string[][] = [];
     const seen = (e: FleetEvent) => e.kind === 'action' && e.action === 'wait-healthy' && e.phase === 'begin';
-    const first = rolloutAgent({ ...deps, onEvent: (e) => void (seen(e) && rolloutsInProgress(dir).then((x) => held.push([...x]))) }, 'DataAgent', { routerPort: 9471 });
+    // the first rollout waits at its first health probe (marker held) until the second has been refused:
+    // started side by side, either could take the marker first on a loaded machine
+    let reached!: () => void;
+    let open!: () => void;
+    const atProbe = new Promise<void>((r) => (reached = r));
+    const gate = new Promise<void>((r) => (open = r));
+    const gated = { ...probe, health: async (url: string) => (reached(), await gate, probe.health(url)) };
+    const first = rolloutAgent({ ...deps, probe: gated, onEvent: (e) => void (seen(e) && rolloutsInProgress(dir).then((x) => held.push([...x]))) }, 'DataAgent', { routerPort: 9471 });
+    await atProbe;
     await expect(rolloutAgent(deps, 'DataAgent', { routerPort: 9471 })).rejects.toMatchObject({ code: 'ROLLOUT_IN_PROGRESS', exitCode: ExitCode.CONFLICT, httpStatus: 409 });
+    open();
     await first;
     await new Promise((r) => setTimeout(r, 50)); // the onEvent checks above are asynchronous
     expect(held.length).toBeGreaterThan(0);
@@ -163,5 +176,77 @@ describe('rollout marker', () => {
     await expect(rollbackAgent(deps, 'DataAgent')).rejects.toMatchObject({ code: 'ROLLOUT_IN_PROGRESS' });
     await release();
     await release(); // idempotent
+  });
+});
+
+describe('the manager link through rollouts (the same preparation as start)', () => {
+  /** Reopen the fleet on the same engine and workspace with a manager URL, and scale to 1 then 2 (through start's executor): the containers mount the token file. */
+  async function linked(): Promise<string> {
+    await close();
+    const config = loadConfig(dir, { NEXUS_PORT_RANGE: '9461-9470', NEXUS_OFFLINE: 'always', NEXUS_MANAGER_URL: 'http://127.0.0.1:9861' });
+    const fleet = await openFleet(config, {}, { engine, clock: new ManualClock(), onEvent: (e) => events.push(e) });
+    deps = { ...fleet.deps, probe };
+    close = fleet.close;
+    // down to the primary and up again: the plan compares the primary's config hash only, replicas are kept as they are
+    await scaleAgent(deps, 'DataAgent', 1, { routerPort: 9471 });
+    await scaleAgent(deps, 'DataAgent', 2, { routerPort: 9471 });
+    expect(agentContainers().every((c) => c.spec.secretFiles?.[0]?.target === AGENT_TOKEN_MOUNT)).toBe(true);
+    return agentTokenFile(dir, 'data-agent');
+  }
+  const mode = async (file: string) => (await stat(file)).mode & 0o777;
+  const unlinkedNotes = () => events.filter((e) => e.kind === 'note' && /no connection token file/.test(e.message ?? ''));
+
+  it('a token file written 0600 (before containers mounted it) is made readable (0644) before the new replicas mount it', async () => {
+    const file = await linked();
+    await chmod(file, 0o600);
+    await bumpManifest('0.2.0');
+    await rolloutAgent(deps, 'DataAgent', { routerPort: 9471 });
+    expect(await mode(file)).toBe(0o644);
+    expect((await stat(join(dir, '.nexus/agent-tokens'))).mode & 0o777).toBe(0o700);
+    const now = agentContainers();
+    expect(now).toHaveLength(2);
+    expect(now.every((c) => c.spec.labels[LABEL.version] === '0.2.0' && c.spec.env.NEXUS_MANAGER_URL === 'http://host.docker.internal:9861' && c.spec.secretFiles?.[0]?.source === file)).toBe(true);
+  });
+
+  it('without the token file on this machine, rollout and rollback start the agent without the link (one note each) instead of failing at the mount', async () => {
+    const file = await linked();
+    await rm(file);
+    await bumpManifest('0.2.0');
+    events.length = 0;
+    await rolloutAgent(deps, 'DataAgent', { routerPort: 9471 });
+    const unlinked = (c: ReturnType<typeof agentContainers>[number]) => c.spec.secretFiles === undefined && c.spec.extraHosts === undefined && !('NEXUS_MANAGER_URL' in c.spec.env) && !('NEXUS_AGENT_TOKEN_FILE' in c.spec.env) && !('NEXUS_AGENT_ID' in c.spec.env);
+    expect(agentContainers().map((c) => [c.spec.labels[LABEL.version], c.state, unlinked(c)])).toEqual([['0.2.0', 'running', true], ['0.2.0', 'running', true]]);
+    expect(unlinkedNotes()).toHaveLength(1);
+    events.length = 0;
+    await rollbackAgent(deps, 'DataAgent', { routerPort: 9471 });
+    expect(agentContainers().every((c) => c.spec.labels[LABEL.version] === '0.1.0' && unlinked(c))).toBe(true);
+    expect(unlinkedNotes()).toHaveLength(1);
+  });
+
+  it('start and scale note a missing token file once per agent, not once per replica', async () => {
+    const file = await linked();
+    await rm(file);
+    await stopAgents(deps, ['DataAgent']);
+    await rm(join(dir, '.nexus/agent-tokens'), { recursive: true, force: true });
+    events.length = 0;
+    // stopped containers mount a file that is gone: the plan keeps them (same hash), the engine refuses a start, as Docker does
+    await scaleAgent(deps, 'DataAgent', 3, { routerPort: 9471 }).catch(() => undefined);
+    events.length = 0;
+    for (const c of agentContainers()) await engine.removeContainer(c.id);
+    await scaleAgent(deps, 'DataAgent', 3, { routerPort: 9471 });
+    expect(agentContainers().filter((c) => c.state === 'running')).toHaveLength(3);
+    expect(agentContainers().every((c) => c.spec.secretFiles === undefined)).toBe(true);
+    expect(unlinkedNotes()).toHaveLength(1);
+  });
+
+  it('starting a stopped linked container first makes its token file mountable again', async () => {
+    const file = await linked();
+    // stopped behind the fleet's back (a reboot, docker stop): start keeps the container and starts it
+    const primary = agentContainers().find((c) => c.spec.labels[LABEL.replica] === '0')!;
+    await engine.stopContainer(primary.id);
+    await chmod(file, 0o600);
+    await startAgents(deps, ['DataAgent']);
+    expect(engine.containers.get(primary.id)?.state).toBe('running');
+    expect(await mode(file)).toBe(0o644);
   });
 });
