@@ -267,13 +267,15 @@ export function AgentView({ agent, perf, perfHistory, events, scope, back, refre
     api('GET', `/agents/${slug}/history`).then((r) => setHistory({ entries: r.history }), (e) => setHistory({ error: errorText(e) }));
     api('GET', `/agents/${slug}/listing`).then((r) => setListing({ data: r }), (e) => setListing({ error: errorText(e) }));
   };
-  // the history and listing follow the agent's events (a status change writes the history)
+  // the history and listing follow the agent's events (a status change writes the history):
+  // read once 1 s after the last of a burst, not once per event
   const lastSeq = events.at(-1)?.seq ?? 0;
+  useEffect(() => loadRecords(), [slug]);
   useEffect(() => {
-    loadRecords();
-    const t = setTimeout(loadRecords, 1200);
+    if (!lastSeq) return undefined;
+    const t = setTimeout(loadRecords, 1000);
     return () => clearTimeout(t);
-  }, [slug, lastSeq]);
+  }, [lastSeq]);
   const headRef = useRef(null);
   useEffect(() => headRef.current?.focus(), [slug]);
   if (!agent) return html`<section><p>This agent no longer exists.</p><button type="button" onClick=${back}>Back to the fleet</button></section>`;

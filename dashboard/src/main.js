@@ -17,6 +17,9 @@ export { stateOf } from './ui.js';
 const KEEP_EVENTS = 20;
 const KEEP_TASK_EVENTS = 50;
 const KEEP_POINTS = 120;
+/** Least time between two reads of the gateway's figures on snapshots, and of one agent's row on its events, ms. */
+const PERF_EVERY_MS = 4500;
+const ROW_EVERY_MS = 500;
 
 function SignIn({ onSignedIn }) {
   const [value, setValue] = useState('');
@@ -73,8 +76,13 @@ function App() {
     return () => removeEventListener('hashchange', on);
   }, []);
 
+  const lastPerf = useRef(0);
+  // on a metrics snapshot: at most every PERF_EVERY_MS, whatever the manager's interval
+  const perfTick = () => {
+    if (Date.now() - lastPerf.current >= PERF_EVERY_MS) void loadPerf();
+  };
   const loadPerf = () =>
-    api('GET', '/metrics/performance')
+    ((lastPerf.current = Date.now()), api('GET', '/metrics/performance'))
       .then((r) => {
         const t = Date.now();
         setPerf(Object.fromEntries(r.agents.map((a) => [a.agent, a])));
@@ -97,11 +105,26 @@ function App() {
       else if (e instanceof ApiError && e.code === 'NETWORK' && !retry) setTimeout(() => void refreshOne(slug, true), 1000);
     }
   };
-  // an event may arrive before the manager's snapshot (1 s) moves on: read now and once more shortly after
+  // An event may arrive before the manager's snapshot (1 s) moves on: read the row now, and once
+  // more 1.5 s after the last event. A burst of events (a rollout sends dozens) costs one read per
+  // ROW_EVERY_MS at most: the manager's rate limit (100 requests/min per client) is shared by
+  // every page and script of this host.
   const onAgentEvent = (slug) => {
-    void refreshOne(slug);
-    clearTimeout(timers.current.get(slug));
-    timers.current.set(slug, setTimeout(() => void refreshOne(slug), 1500));
+    const t = timers.current.get(slug) ?? { last: 0, soon: 0, after: 0 };
+    timers.current.set(slug, t);
+    const wait = t.last + ROW_EVERY_MS - Date.now();
+    if (wait <= 0) {
+      t.last = Date.now();
+      void refreshOne(slug);
+    } else if (!t.soon) {
+      t.soon = setTimeout(() => {
+        t.soon = 0;
+        t.last = Date.now();
+        void refreshOne(slug);
+      }, wait);
+    }
+    clearTimeout(t.after);
+    t.after = setTimeout(() => void refreshOne(slug), 1500);
   };
 
   useEffect(() => {
@@ -111,7 +134,7 @@ function App() {
       .catch((e) => setLoadError(errorText(e)));
     void loadPerf();
     const close = followEvents((ev) => {
-      if (ev.type === 'metrics.snapshot') return void loadPerf();
+      if (ev.type === 'metrics.snapshot') return perfTick();
       if (ev.topic === 'tasks') return setTaskEvents((l) => [...l, ev].slice(-KEEP_TASK_EVENTS));
       if (ev.agent && ev.topic === 'agents') {
         setAgentEvents((m) => ({ ...m, [ev.agent]: [...(m[ev.agent] ?? []), ev].slice(-KEEP_EVENTS) }));

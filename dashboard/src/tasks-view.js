@@ -1,6 +1,7 @@
 // The tasks view (issue 11 §5): queued, running, failed and dead tasks, newest first, with cancel
 // (queued or running) and re-drive (dead) for operator tokens. It reloads when a task event
-// arrives on the page's stream, at most every 300 ms.
+// arrives on the page's stream, 700 ms after the last of a burst (4 requests a reload: the
+// manager's rate limit is 100 requests/min per client).
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { allows, api } from './api.js';
 import { errorText, eventLine, html, when } from './ui.js';
@@ -62,7 +63,7 @@ export function TasksView({ scope, taskEvents, agents }) {
   const timer = useRef(0);
   useEffect(() => {
     clearTimeout(timer.current);
-    timer.current = setTimeout(() => void load(), lastSeq ? 300 : 0);
+    timer.current = setTimeout(() => void load(), lastSeq ? 700 : 0);
     return () => clearTimeout(timer.current);
   }, [lastSeq, agent]);
   const act = async (what, t) => {

@@ -138,7 +138,7 @@ describe('dashboard in chromium', () => {
     expect(submitted.status).toBe(202);
     const taskId = ((await submitted.json()) as { task_id: string }).task_id;
     const taskStatus = async () => ((await (await api('GET', `/tasks/${taskId}`, tokens.admin)).json()) as { status: string }).status;
-    await expect.poll(taskStatus, { timeout: 30_000, interval: 250 }).toBe('dead');
+    await expect.poll(taskStatus, { timeout: 30_000, interval: 1000 }).toBe('dead');
 
     await page.getByRole('link', { name: 'DataAgent' }).click();
     await page.getByRole('button', { name: 'Start', exact: true }).click();
@@ -160,7 +160,7 @@ describe('dashboard in chromium', () => {
     await page.screenshot({ path: join(shots, 'dashboard-tasks.png'), fullPage: true });
     await row.getByRole('button', { name: `Re-drive task ${taskId}` }).click();
     await expect.poll(() => page.getByRole('status').filter({ hasText: 're-drive' }).textContent(), { timeout: 10_000 }).toBe(`re-drive ${taskId}: queued`);
-    await expect.poll(taskStatus, { timeout: 30_000, interval: 250 }).toBe('succeeded');
+    await expect.poll(taskStatus, { timeout: 30_000, interval: 1000 }).toBe('succeeded');
     await expect.poll(() => page.locator('[data-task-events]').textContent(), { timeout: 10_000 }).toContain(`task.succeeded ${taskId}`);
     await expect.poll(() => row.count(), { timeout: 10_000 }).toBe(0);
     await page.close();
@@ -185,7 +185,7 @@ describe('dashboard in chromium', () => {
     await form.getByRole('button', { name: 'Run process_data' }).click();
     await expect.poll(() => form.locator('pre.result').textContent(), { timeout: 15_000 }).toContain('"sum": 5');
     // the charts: points from the gateway's figures (a snapshot every second here)
-    await expect.poll(() => page.locator('figure.spark polyline.trace').count(), { timeout: 15_000 }).toBe(2);
+    await expect.poll(() => page.locator('figure.spark polyline.trace').count(), { timeout: 25_000, interval: 500 }).toBe(2);
     expect(await page.getByRole('img', { name: /^Calls per second, last 10 min: / }).count()).toBe(1);
     await page.screenshot({ path: join(shots, 'dashboard-agent.png'), fullPage: true });
     // the gateway's figures for the calls just made, in the fleet view
@@ -208,6 +208,7 @@ describe('dashboard in chromium', () => {
     // by keyboard: the token field is the first stop, Enter submits
     await page.keyboard.press('Tab');
     await page.keyboard.type(tokens.viewer);
+    expect(await page.evaluate('document.activeElement?.textContent')).toBe('Yes, rollout');
     await page.keyboard.press('Enter');
     await expect.poll(() => page.locator('[data-scope]').textContent(), { timeout: 10_000 }).toBe('viewer');
     await page.locator('tr[data-agent="math-agent"] a').click();
@@ -235,8 +236,11 @@ describe('dashboard in chromium', () => {
     await page.getByRole('button', { name: 'Roll out', exact: true }).click();
     // a confirmation first, focused: Enter confirms
     await expect.poll(() => page.getByRole('alertdialog').textContent(), { timeout: 5000 }).toContain('Roll out MathAgent');
+    expect(await page.evaluate('document.activeElement?.textContent')).toBe('Yes, rollout');
     await page.keyboard.press('Enter');
-    await expect.poll(() => page.getByRole('status').filter({ hasText: 'rollout MathAgent' }).textContent(), { timeout: 240_000, interval: 1000 }).toMatch(/^rollout MathAgent: 0\.1\.0 → 0\.2\.0 \(generation \d+/);
+    const outcome = page.locator('section.actions p.outcome');
+    await expect.poll(() => outcome.textContent(), { timeout: 240_000, interval: 1000 }).not.toMatch(/in progress/);
+    expect(await outcome.textContent()).toMatch(/^rollout MathAgent: 0\.1\.0 → 0\.2\.0 \(generation \d+/);
     await expect.poll(() => page.locator('[data-events]').textContent(), { timeout: 10_000 }).toContain('fleet.agent rollout: rolled-out (0.1.0 -> 0.2.0)');
     await expect.poll(() => page.locator('dl.facts').textContent(), { timeout: 10_000 }).toContain('0.2.0');
     await page.close();
