@@ -200,6 +200,13 @@ describe('dashboard in chromium', () => {
     // nothing wider than the screen: the table turns into one card per agent
     expect(await phone.evaluate("document.documentElement.scrollWidth")).toBeLessThanOrEqual(390);
     await phone.screenshot({ path: join(shots, 'dashboard-phone.png') });
+    // the agent view and the tasks view fit too (tables become cards, logs wrap)
+    await phone.locator('tr[data-agent="data-agent"] a').click();
+    await expect.poll(() => phone.locator('pre[data-logs]').textContent(), { timeout: 15_000 }).toContain('agent ready');
+    expect(await phone.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
+    await phone.getByRole('link', { name: 'Tasks' }).click();
+    await expect.poll(() => phone.locator('[data-tasks="dead"]').count(), { timeout: 10_000 }).toBe(1);
+    expect(await phone.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
     await phone.close();
   }, 60_000);
 
