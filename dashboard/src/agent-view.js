@@ -204,7 +204,7 @@ function Charts({ history }) {
       <${Sparkline} points=${calls} label="Calls per second" digits=${2} />
       <${Sparkline} points=${p95} label="p95 latency" unit=" ms" digits=${0} />
     </div>
-    <p class="note">The gateway's figures every 5 s since this page opened (calls per second over the last minute; p95 over the last 2048 calls).</p>
+    <p class="note">The gateway's figures, a point every 5 s since this page opened, 10 minutes at most (calls per second over the last minute; p95 over the last 2048 calls).</p>
   </section>`;
 }
 

@@ -3,9 +3,10 @@
 import { html } from './ui.js';
 
 /**
- * A sparkline of `points` ([{t: ms, v: number}], oldest first) over the last `spanMs`, `width` x
- * `height` CSS pixels. It is an image to a screen reader: its label says what it shows, the
- * range and the latest value, e.g. "Calls per second, last 10 min: 0 to 4.2, now 3.1".
+ * A sparkline of `points` ([{t: ms, v: number}], oldest first) of at most the last `spanMs`,
+ * `width` x `height` CSS pixels; the time axis runs from the oldest point shown to now. It is an
+ * image to a screen reader: its label says what it shows, over how long, the range and the latest
+ * value, e.g. "Calls per second, last 4 min: 0 to 4.2, now 3.1".
  */
 export function Sparkline({ points, label, unit = '', spanMs = 600_000, width = 240, height = 48, digits = 1 }) {
   const now = Date.now();
@@ -14,8 +15,11 @@ export function Sparkline({ points, label, unit = '', spanMs = 600_000, width = 
   const max = Math.max(...values, 0);
   const min = Math.min(...values, 0);
   const fmt = (v) => `${v.toFixed(digits)}${unit}`;
-  const summary = shown.length ? `${label}, last ${Math.round(spanMs / 60000)} min: ${fmt(min)} to ${fmt(max)}, now ${fmt(values.at(-1))}` : `${label}: no samples yet`;
-  const x = (t) => (width * (t - (now - spanMs))) / spanMs;
+  const from = shown.length ? shown[0].t : now - spanMs;
+  const span = Math.max(1000, now - from);
+  const over = span < 90_000 ? `${Math.round(span / 1000)} s` : `${Math.round(span / 60_000)} min`;
+  const summary = shown.length ? `${label}, last ${over}: ${fmt(min)} to ${fmt(max)}, now ${fmt(values.at(-1))}` : `${label}: no samples yet`;
+  const x = (t) => (width * (t - from)) / span;
   const y = (v) => (max === min ? height / 2 : height - 2 - ((height - 4) * (v - min)) / (max - min));
   const line = shown.map((p) => `${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(' ');
   return html`<figure class="spark">
