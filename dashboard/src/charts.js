@@ -4,7 +4,7 @@ import { html } from './ui.js';
 
 /**
  * A sparkline of `points` ([{t: ms, v: number}], oldest first) of at most the last `spanMs`,
- * `width` x `height` CSS pixels; the time axis runs from the oldest point shown to now. It is an
+ * `width` x `height` CSS pixels; the time axis runs from the oldest point shown to the newest. It is an
  * image to a screen reader: its label says what it shows, over how long, the range and the latest
  * value, e.g. "Calls per second, last 4 min: 0 to 4.2, now 3.1".
  */
@@ -16,7 +16,7 @@ export function Sparkline({ points, label, unit = '', spanMs = 600_000, width = 
   const min = Math.min(...values, 0);
   const fmt = (v) => `${v.toFixed(digits)}${unit}`;
   const from = shown.length ? shown[0].t : now - spanMs;
-  const span = Math.max(1000, now - from);
+  const span = Math.max(1000, (shown.length ? shown.at(-1).t : now) - from);
   const over = span < 90_000 ? `${Math.round(span / 1000)} s` : `${Math.round(span / 60_000)} min`;
   const summary = shown.length ? `${label}, last ${over}: ${fmt(min)} to ${fmt(max)}, now ${fmt(values.at(-1))}` : `${label}: no samples yet`;
   const x = (t) => (width * (t - from)) / span;
