@@ -68,8 +68,10 @@ beforeAll(async () => {
   await buildDashboard(assets);
   ws = await makeWorkspace('9801-9815');
   await runDemo(ws.deps);
-  // a metrics snapshot every second: the agent view's charts get their points sooner
-  m = await createManager({ config: ws.config, env: { ...process.env, NEXUS_MANAGER_TOKEN: BOOTSTRAP }, dashboardDir: assets, metricsIntervalMs: 1000 });
+  // a metrics snapshot every second: the agent view's charts get their points sooner. The API's
+  // rate limit (100 requests/min per client address by default) is raised: this file's pages and
+  // its own checks all come from 127.0.0.1 within about a minute (the limiter has its own tests)
+  m = await createManager({ config: ws.config, env: { ...process.env, NEXUS_MANAGER_TOKEN: BOOTSTRAP }, dashboardDir: assets, metricsIntervalMs: 1000, limits: { api: { perMinute: 1000 } } });
   base = await m.app.listen({ host: '127.0.0.1', port: 0 });
   for (const scope of ['admin', 'viewer'] as const) tokens[scope] = (await createToken({ scope, label: `dashboard ${scope}` }, { workspace: ws.dir })).token;
   profile = await mkdtemp(join(tmpdir(), 'nexus-chromium-'));
