@@ -103,6 +103,8 @@ function App() {
       if (e instanceof ApiError && e.status === 404) setAgents((list) => list?.filter((a) => a.slug !== slug));
       // the request did not get through (e.g. the host's network changed): once more shortly
       else if (e instanceof ApiError && e.code === 'NETWORK' && !retry) setTimeout(() => void refreshOne(slug, true), 1000);
+      // over the manager's rate limit: once more when the minute has moved on
+      else if (e instanceof ApiError && e.status === 429 && !retry) setTimeout(() => void refreshOne(slug, true), 10_000);
     }
   };
   // An event may arrive before the manager's snapshot (1 s) moves on: read the row now, and once
