@@ -68,6 +68,7 @@ export const ErrorCodes = {
   ROUTER_RELOAD_FAILED: { exitCode: ExitCode.UNHEALTHY, httpStatus: 502 },
   ROLLOUT_UNHEALTHY: { exitCode: ExitCode.UNHEALTHY, httpStatus: 502 },
   NO_PREVIOUS_VERSION: { exitCode: ExitCode.CONFLICT, httpStatus: 409 },
+  ROLLOUT_IN_PROGRESS: { exitCode: ExitCode.CONFLICT, httpStatus: 409 },
   // tasks (src/tasks/)
   TASK_NOT_FOUND: { exitCode: ExitCode.NOT_FOUND, httpStatus: 404 },
   TASK_STATE_CONFLICT: { exitCode: ExitCode.CONFLICT, httpStatus: 409 },
@@ -75,6 +76,7 @@ export const ErrorCodes = {
   TASK_STORE_UNREACHABLE: { exitCode: ExitCode.REGISTRY, httpStatus: 503 },
   // commands (src/server/commands.ts)
   COMMAND_NOT_FOUND: { exitCode: ExitCode.NOT_FOUND, httpStatus: 404 },
+  COMMAND_STORE_UNREACHABLE: { exitCode: ExitCode.REGISTRY, httpStatus: 503 },
   // the manager's MCP door (src/server/mcp-door.ts)
   MCP_SESSION_NOT_FOUND: { exitCode: ExitCode.NOT_FOUND, httpStatus: 404 },
   MCP_SESSIONS_FULL: { exitCode: ExitCode.UNHEALTHY, httpStatus: 503 },

@@ -140,7 +140,7 @@ export const VIEWS: Record<string, View> = {
  * human text and exit code. `o` are the parsed options (commander's camelCase names).
  */
 export async function runCommand(uc: UseCase, deps: FleetDeps, o: Record<string, unknown>, io: UseCaseIo = { out: process.stdout }): Promise<CommandResult> {
-  const r = await uc.run(uc.input.parse(o), deps, io);
+  const r = await uc.run(uc.input().parse(o), deps, io);
   const view = VIEWS[uc.name];
   return { data: view?.json ? view.json(r) : r, human: view ? view.human(r) : JSON.stringify(r, null, 2), exitCode: uc.exitCode?.(r) ?? ExitCode.OK };
 }

@@ -3,7 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { loadConfig } from '../config/config.js';
 import { AppError, ExitCode, isAppError, messageOf } from '../errors.js';
 import { openFleet } from '../fleet/open.js';
-import { USE_CASES, type OptionDecl } from '../fleet/usecases.js';
+import { USE_CASES, type OptionDecl, type UseCase } from '../fleet/usecases.js';
 import { setLogLevel } from '../log.js';
 import { runCommand } from './commands.js';
 import { Progress, terminalSafe } from './render.js';
@@ -39,6 +39,32 @@ function parsePositive(v: string): number {
 }
 
 /**
+ * The use cases to declare for `argv`: only the one its command words name (`list`, `registry
+ * migrate`, or an alias), since declaring every command and its options costs more than a quick
+ * command itself; all of them when the words name none (no command, `help`, a typo, a bare group),
+ * so commander's help, errors and suggestions are the same as with the full table. Global options
+ * before the command are skipped (`--workspace <dir>` takes the next word).
+ */
+export function useCasesFor(argv: readonly string[]): readonly UseCase[] {
+  const words: string[] = [];
+  for (let i = 0; i < argv.length && words.length < 2; i++) {
+    const a = argv[i]!;
+    if (a === '--') break;
+    if (a.startsWith('-')) {
+      if (words.length) break; // the command's own options: its words are all read
+      if (a === '--workspace') i++;
+      continue;
+    }
+    words.push(a);
+  }
+  const named = USE_CASES.filter((uc) => {
+    const w = uc.name.split(' ');
+    return w.length === 1 ? w[0] === words[0] || (uc.alias !== undefined && uc.alias === words[0]) : w[0] === words[0] && w[1] === words[1];
+  });
+  return named.length === 1 ? named : USE_CASES;
+}
+
+/**
  * The workspace: --workspace, else NEXUS_WORKSPACE, else the folder `npm run` was called from
  * (INIT_CWD), else the current folder.
  */
@@ -64,7 +90,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
 
   const parsers: Record<NonNullable<OptionDecl['parse']>, (v: string) => unknown> = { port: parsePort, count: parsePositive, 'registry-kind': registryKind };
   const groups = new Map<string, Command>();
-  for (const uc of USE_CASES) {
+  for (const uc of useCasesFor(argv)) {
     const words = uc.name.split(' ');
     let parent = program;
     for (const w of words.slice(0, -1)) {
@@ -93,7 +119,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       const config = loadConfig(workspaceOf(g, io), io.env);
       let progress: Progress | undefined;
       await using fleet = await openFleet(config, io.env, { onEvent: (ev) => progress?.onEvent(ev) });
-      const total = uc.progressTotal ? await uc.progressTotal(uc.input.parse(opts), fleet.deps).catch(() => 0) : 0;
+      const total = uc.progressTotal ? await uc.progressTotal(uc.input().parse(opts), fleet.deps).catch(() => 0) : 0;
       progress = await Progress.open(io.stderr as never, json, total);
       const stop = new AbortController();
       const onSignal = () => stop.abort();

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import yaml from 'js-yaml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { AppError, messageOf } from '../errors.js';
 import { DOCKER_TAG_RE, isImageReference, isSlug, PROJECT_RE } from '../names.js';
 import { parsePortRange, type PortRange } from '../ports/allocate.js';
@@ -77,6 +77,11 @@ export const configFileSchema = z
       .optional(),
     /** A router (nginx/traefik) in front of the agents: cards then advertise <url>/agents/<slug>. */
     router: z.object({ url: z.string().url() }).strict().optional(),
+    /**
+     * The manager the agents' containers dial (`/ws/agent`, issue 10 §5). Unset: `agent serve`
+     * gives the containers it starts its own address when it listens on one they can reach.
+     */
+    manager: z.object({ url: z.string().optional() }).strict().optional(),
     /** Autoscaling by agent slug (the supervisor, src/supervisor/autoscale.ts); an agent's manifest may set its own. */
     autoscale: z.record(z.string().refine(isSlug, 'keys are agent slugs (a-z, 0-9 and -)'), AutoscaleSchema).optional(),
   })
@@ -102,6 +107,12 @@ export interface Config {
   routerUrl: string | undefined;
   /** Firestore registry settings; projectId is required when registry is firestore. */
   firestore: { projectId: string | undefined; collectionPrefix: string; databaseId: string | undefined; timeoutMs: number };
+  /**
+   * The manager URL the fleet gives the containers it starts (NEXUS_MANAGER_URL inside them), as
+   * configured (nexus.yaml manager.url or env NEXUS_MANAGER_URL) or, when unset, set by `agent serve`
+   * from the address it listens on (src/server/manager.ts). undefined: containers do not dial in.
+   */
+  manager: { url: string | undefined };
   /** Autoscaling by agent slug from nexus.yaml (validated; defaults applied). */
   autoscale?: Record<string, AutoscaleConfig> | undefined;
 }
@@ -139,7 +150,8 @@ function checkSetting(value: string, ok: (v: string) => boolean, from: { env: En
  * Environment: NEXUS_PROJECT, NEXUS_REGISTRY, NEXUS_PORT_RANGE ("8081-8180"), NEXUS_BIND_ADDRESS, NEXUS_BASE_IMAGE
  * (or BASE_IMAGE), NEXUS_OFFLINE (auto|always|never), NEXUS_IMAGE_TAG, MARKETPLACE_URL,
  * MARKETPLACE_API_KEY, NEXUS_ROUTER_URL, GOOGLE_CLOUD_PROJECT, NEXUS_FIRESTORE_PREFIX,
- * NEXUS_FIRESTORE_TIMEOUT_MS (FIRESTORE_EMULATOR_HOST is read by the Firestore client itself).
+ * NEXUS_FIRESTORE_TIMEOUT_MS (FIRESTORE_EMULATOR_HOST is read by the Firestore client itself),
+ * NEXUS_MANAGER_URL (the manager the agents' containers dial, http(s) or ws(s)).
  * Checked: the bind address is an IP address (node:net isIP), the image tag and base image follow
  * Docker's reference grammar (src/names.ts), timeouts are whole milliseconds, the router URL is
  * http(s).
@@ -185,6 +197,8 @@ export function resolveConfig(workspace: string, file: unknown, env: Env): Confi
   const collectionPrefix = checkSetting(env.NEXUS_FIRESTORE_PREFIX ?? f.firestore?.collectionPrefix ?? 'nexus_', (v) => /^[A-Za-z0-9_-]*$/.test(v), { env, envName: 'NEXUS_FIRESTORE_PREFIX', fileField: 'firestore.collectionPrefix' }, 'must be letters, digits, _ and - only', 'a prefix such as nexus_');
   const routerUrl = env.NEXUS_ROUTER_URL ?? f.router?.url;
   if (routerUrl !== undefined) checkSetting(routerUrl, isHttpUrl, { env, envName: 'NEXUS_ROUTER_URL', fileField: 'router.url' }, 'must be an http(s) URL', 'the router\'s public URL, e.g. http://127.0.0.1:8088');
+  const managerUrl = env.NEXUS_MANAGER_URL || f.manager?.url;
+  if (managerUrl !== undefined) checkSetting(managerUrl, isManagerUrl, { env, envName: 'NEXUS_MANAGER_URL', fileField: 'manager.url' }, 'must be an http(s) or ws(s) URL with no query or credentials', "the manager's address as the containers reach it, e.g. http://host.docker.internal:8070");
   return {
     workspace,
     project,
@@ -216,8 +230,20 @@ export function resolveConfig(workspace: string, file: unknown, env: Env): Confi
       databaseId: f.firestore?.databaseId,
       timeoutMs: Number(firestoreTimeout),
     },
+    manager: { url: managerUrl?.replace(/\/+$/, '') },
     ...(f.autoscale ? { autoscale: f.autoscale } : {}),
   };
+}
+
+/** Whether `v` is an http(s)/ws(s) URL with no credentials, query or fragment (the runtime appends /ws/agent to its path). */
+function isManagerUrl(v: string): boolean {
+  if (/[\s\u0000-\u001f\u007f]/.test(v)) return false;
+  try {
+    const u = new URL(v);
+    return ['http:', 'https:', 'ws:', 'wss:'].includes(u.protocol) && !u.username && !u.password && !u.search && !u.hash;
+  } catch {
+    return false;
+  }
 }
 
 /** Whether `v` parses as an http: or https: URL with no control characters or spaces. */

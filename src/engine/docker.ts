@@ -2,7 +2,7 @@ import { PassThrough, Writable, type Readable } from 'node:stream';
 import Docker from 'dockerode';
 import tar from 'tar-fs';
 import { STOP_GRACE_S } from '../conventions.js';
-import { AppError, messageOf } from '../errors.js';
+import { AppError } from '../errors.js';
 import { logger } from '../log.js';
 import { ENGINE_EVENT_KINDS } from './engine.js';
 import type { BuildSpec, ContainerDetails, ContainerInfo, ContainerSpec, ContainerStats, ContainerState, Engine, EngineEvent, EngineInfo, ImageInfo, ServiceStatus, StackDeploySpec, TaskState } from './engine.js';
@@ -10,12 +10,12 @@ import { ensureHostNodeImage } from './rootfs.js';
 import { ensureOfflineRouterImage } from './router-image.js';
 import { dockerStackDeploy, dockerStackRemove } from './stack.js';
 import { engineEndpoint } from './open.js';
+import { containerInfoOf, engineCall, engineInfoOf, faultOf, healthOfStatus, isPortConflict, labelFilters, PING_TIMEOUT_MS, shortId, withTimeout, wrapEngineError } from './calls.js';
+import type { CallOptions, EngineFault, RawContainer, RawVersion } from './calls.js';
 
 const log = logger('engine');
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ETIMEDOUT', 'EHOSTUNREACH', 'ECONNRESET', 'EPIPE']);
-const PING_TIMEOUT_MS = 5000;
 
-export { engineEndpoint };
+export { engineEndpoint, faultOf, isPortConflict, shortId, healthOfStatus, type EngineFault };
 
 /**
  * dockerode options for an environment, following the docker CLI: DOCKER_HOST unix:///path or
@@ -28,10 +28,6 @@ export function dockerOptions(env: Record<string, string | undefined>): Docker.D
   if (host.startsWith('unix://')) return { socketPath: host.slice('unix://'.length) };
   const u = new URL(host.replace(/^tcp:/, env.DOCKER_TLS_VERIFY ? 'https:' : 'http:'));
   return { host: u.hostname, port: Number(u.port || (env.DOCKER_TLS_VERIFY ? 2376 : 2375)), protocol: u.protocol === 'https:' ? 'https' : 'http' };
-}
-
-function labelFilters(labels: Record<string, string>): string[] {
-  return Object.entries(labels).map(([k, v]) => `${k}=${v}`);
 }
 
 /** Split Docker's multiplexed log stream format (8-byte frame headers) into text. */
@@ -48,45 +44,6 @@ export function demuxLogBuffer(buf: Buffer): string {
     return out;
   }
   return buf.toString('utf8');
-}
-
-/** What the engine answered when it refused: HTTP status (API calls) and message, read once from the error. */
-export interface EngineFault {
-  /** HTTP status of the Engine API answer; undefined for socket errors and the docker CLI. */
-  status?: number | undefined;
-  /** Socket error code (ECONNREFUSED, EACCES, ...) when the engine was not reached. */
-  code?: string | undefined;
-  message: string;
-}
-
-/** Read dockerode's / the docker CLI's error once: status, socket code, the engine's message. Pure. */
-export function faultOf(err: unknown): EngineFault {
-  const e = err as { code?: unknown; statusCode?: number; json?: { message?: string } | string; stderr?: string };
-  const json = typeof e?.json === 'object' ? e.json?.message : undefined;
-  const message = (json ?? (e?.stderr ? e.stderr.trim().split('\n').slice(-3).join(' ') : undefined) ?? messageOf(err)).trim();
-  return { status: e?.statusCode, code: typeof e?.code === 'string' ? e.code : undefined, message };
-}
-
-// Docker's words for a host port that cannot be bound: the port allocator ("port is already
-// allocated", another container holds it) and the kernel via docker-proxy ("address already in use").
-const PORT_TAKEN = /port is already allocated|address already in use/i;
-
-/** Whether the engine refused because a host port is taken (by a container or another process). Pure. */
-export function isPortConflict(f: EngineFault): boolean {
-  return (f.status === undefined || f.status >= 500) && PORT_TAKEN.test(f.message);
-}
-
-/** Ids in logs and messages: 12 hex digits of a container/image id, names as they are. */
-export function shortId(ref: string): string {
-  const hex = /^(?:sha256:)?([0-9a-f]{64})$/.exec(ref);
-  return hex ? hex[1]!.slice(0, 12) : ref;
-}
-
-interface CallOptions<T> {
-  /** Answers that are not failures (404 on remove, 304 on start): the value to return instead. */
-  tolerate?: (f: EngineFault) => { value: T } | undefined;
-  /** A more precise error than ENGINE_ERROR for some answers (409 on create -> NAME_TAKEN). */
-  refine?: (f: EngineFault, err: unknown) => AppError | undefined;
 }
 
 /**
@@ -108,68 +65,18 @@ export class DockerEngine implements Engine {
     this.binaries = { node: opts.nodeBinary ?? process.execPath, nginx: opts.nginxBinary ?? '/usr/sbin/nginx' };
   }
 
-  /** The one error path: map an engine failure to AppError. */
+  /** The one error path: map an engine failure to AppError (calls.ts wrapEngineError). */
   private wrap(err: unknown, what: string, refine?: CallOptions<unknown>['refine']): AppError {
-    if (err instanceof AppError) return err;
-    const f = faultOf(err);
-    if (f.code && UNREACHABLE_CODES.has(f.code)) {
-      const hint =
-        f.code === 'EACCES'
-          ? 'run as root or add your user to the docker group (then log in again)'
-          : 'start Docker (sudo bash scripts/ensure-docker.sh, or systemctl start docker), or set DOCKER_HOST';
-      return new AppError('ENGINE_UNREACHABLE', `cannot reach the Docker engine at ${this.endpoint} (${f.code})`, { hint, cause: err });
-    }
-    const refined = refine?.(f, err);
-    if (refined) return refined;
-    if (isPortConflict(f)) {
-      return new AppError('PORT_IN_USE', `${what}: its host port is taken (${f.message})`, {
-        hint: 'free the port, or remove the agent and create it again to get another port',
-        cause: err,
-      });
-    }
-    return new AppError('ENGINE_ERROR', `${what}: ${f.message}`, {
-      hint: 'see the Docker engine message above',
-      cause: err,
-      details: f.status ? { statusCode: f.status } : undefined,
-    });
+    return wrapEngineError(this.endpoint, err, what, refine);
   }
 
-  /** Run one engine call: log start/ok/failed with the short id, tolerate what is fine, wrap the rest. */
-  private async call<T>(op: string, target: string | undefined, fn: () => Promise<T>, opts: CallOptions<T> = {}): Promise<T> {
-    const id = target === undefined ? undefined : shortId(target);
-    const what = id === undefined ? op : `${op} ${id}`;
-    const started = Date.now();
-    log.debug({ op, id }, 'start');
-    try {
-      const out = await fn();
-      log.debug({ op, id, ms: Date.now() - started }, 'ok');
-      return out;
-    } catch (err) {
-      const f = faultOf(err);
-      const fine = err instanceof AppError ? undefined : opts.tolerate?.(f);
-      if (fine) {
-        log.debug({ op, id, ms: Date.now() - started, status: f.status, tolerated: f.message }, 'ok');
-        return fine.value;
-      }
-      const wrapped = this.wrap(err, what, opts.refine);
-      log.debug({ op, id, ms: Date.now() - started, status: f.status, code: wrapped.code, err: f.message }, 'failed');
-      throw wrapped;
-    }
+  /** Run one engine call through the one logging wrapper (calls.ts engineCall). */
+  private call<T>(op: string, target: string | undefined, fn: () => Promise<T>, opts: CallOptions<T> = {}): Promise<T> {
+    return engineCall(this.endpoint, op, target, fn, opts);
   }
 
   async ping(): Promise<EngineInfo> {
-    return this.call('ping', undefined, async () => {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })), PING_TIMEOUT_MS);
-      });
-      try {
-        const v = await Promise.race([this.docker.version(), timeout]);
-        return { version: v.Version, apiVersion: v.ApiVersion, os: v.Os, arch: v.Arch };
-      } finally {
-        clearTimeout(timer);
-      }
-    });
+    return this.call('ping', undefined, async () => engineInfoOf(await withTimeout(this.docker.version() as Promise<RawVersion>, PING_TIMEOUT_MS)));
   }
 
   async inspectImage(ref: string): Promise<ImageInfo | undefined> {
@@ -267,17 +174,7 @@ export class DockerEngine implements Engine {
   async listContainers(labels: Record<string, string>): Promise<ContainerInfo[]> {
     return this.call('list containers', undefined, async () => {
       const list = await this.docker.listContainers({ all: true, filters: { label: labelFilters(labels) } });
-      return list.map((c) => ({
-        id: c.Id,
-        name: (c.Names[0] ?? '').replace(/^\//, ''),
-        image: c.Image,
-        imageId: c.ImageID,
-        state: c.State as ContainerState,
-        status: c.Status,
-        labels: c.Labels ?? {},
-        health: healthOfStatus(c.Status),
-        addresses: Object.fromEntries(Object.entries(c.NetworkSettings?.Networks ?? {}).flatMap(([net, n]) => (n.IPAddress ? [[net, n.IPAddress]] : []))),
-      }));
+      return (list as unknown as RawContainer[]).map(containerInfoOf);
     });
   }
 
@@ -343,6 +240,9 @@ export class DockerEngine implements Engine {
             Init: spec.init,
             ...(spec.network ? { NetworkMode: spec.network } : {}),
             ...(spec.binds?.length ? { Binds: spec.binds } : {}),
+            // type bind through Mounts: a missing source is an error, not a new directory
+            ...(spec.secretFiles?.length ? { Mounts: spec.secretFiles.map((f) => ({ Type: 'bind' as const, Source: f.source, Target: f.target, ReadOnly: true })) } : {}),
+            ...(spec.extraHosts?.length ? { ExtraHosts: spec.extraHosts } : {}),
           },
           ...(spec.cmd ? { Cmd: spec.cmd } : {}),
           ...(spec.network && spec.networkAliases?.length ? { NetworkingConfig: { EndpointsConfig: { [spec.network]: { Aliases: spec.networkAliases } } } } : {}),
@@ -622,12 +522,6 @@ export function splitRef(ref: string): [string, string] {
   const colon = ref.lastIndexOf(':');
   if (colon > slash) return [ref.slice(0, colon), ref.slice(colon + 1)];
   return [ref, 'latest'];
-}
-
-/** The health in a container list's status text ("Up 3 minutes (unhealthy)", "(health: starting)"). */
-export function healthOfStatus(status: string): NonNullable<ContainerInfo['health']> {
-  const m = /\((healthy|unhealthy|health: starting)\)/.exec(status);
-  return !m ? 'none' : m[1] === 'health: starting' ? 'starting' : (m[1] as 'healthy' | 'unhealthy');
 }
 
 /** The fields of a Docker stats sample this tool reads (GET /containers/{id}/stats?stream=false). */

@@ -250,6 +250,14 @@ export interface ContainerSpec {
   networkAliases?: string[] | undefined;
   /** Bind mounts, `host:container[:ro]`. */
   binds?: string[] | undefined;
+  /**
+   * Files mounted read-only (a bind mount that fails when `source` is missing, where a `binds`
+   * entry would make Docker create a directory there): secrets such as the agent's connection
+   * token, so they are not in the container's environment (`docker inspect` shows env).
+   */
+  secretFiles?: { source: string; target: string }[] | undefined;
+  /** Extra /etc/hosts lines, `name:ip` (`host-gateway` is Docker's address of the host). */
+  extraHosts?: string[] | undefined;
   /** Command override (exec form). */
   cmd?: string[] | undefined;
 }

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { isoNow, systemClock } from '../clock.js';
 import { AppError } from '../errors.js';
@@ -17,9 +17,13 @@ import type { AgentRecord } from '../registry/registry.js';
  * - The registry keeps only its hash: `record.agentToken = {scheme: 'sha256', hash, issuedAt}`.
  *   A plain sha256 (no salt, no KDF) is enough for 256 random bits: nothing to brute-force, as
  *   for GitHub or npm access tokens; the scheme is named in the record so it can change later.
- * - The fleet must hand the token to the containers it starts (NEXUS_AGENT_TOKEN), so the clear
- *   token also lives in `<workspace>/.nexus/agent-tokens/<slug>` (mode 0600, folder 0700): never
- *   in the registry, generated files or logs. An agent on another host gets it from the operator.
+ * - The fleet must hand the token to the containers it starts, so the clear token also lives in
+ *   `<workspace>/.nexus/agent-tokens/<slug>`: never in the registry, generated files, logs or a
+ *   container's environment. Containers get the file mounted read-only (NEXUS_AGENT_TOKEN_FILE,
+ *   src/fleet/containers.ts). The folder is 0700 (only its owner reaches the files on the host);
+ *   the file is 0644 so the agent's user inside the container (uid 1000, or a mapped uid under
+ *   rootless Docker, neither of which owns it) can read its mount. An agent on another host gets
+ *   the token from the operator (NEXUS_AGENT_TOKEN or NEXUS_AGENT_TOKEN_FILE).
  * - Revoking removes the hash (and the file): no token of that agent is accepted any more.
  */
 
@@ -55,14 +59,30 @@ export function agentTokenMatches(stored: AgentTokenHash | undefined, token: str
   return want.length === got.length && timingSafeEqual(got, want);
 }
 
-/** `<workspace>/.nexus/agent-tokens/<slug>`: the clear token the fleet passes to the containers it starts (0600). */
+/** `<workspace>/.nexus/agent-tokens/<slug>`: the clear token the fleet mounts into the containers it starts (0644 in a 0700 folder). */
 export const agentTokenFile = (workspace: string, slug: string): string => join(workspace, '.nexus', 'agent-tokens', slug);
+
+/** Mode of a token file: readable by the container's user through its read-only mount; the 0700 folder keeps other host users out. */
+export const AGENT_TOKEN_FILE_MODE = 0o644;
 
 async function writeTokenFile(workspace: string, slug: string, token: string): Promise<void> {
   const dir = join(workspace, '.nexus', 'agent-tokens');
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);
-  await writeFileAtomic(agentTokenFile(workspace, slug), `${token}\n`, { mode: 0o600 });
+  await writeFileAtomic(agentTokenFile(workspace, slug), `${token}\n`, { mode: AGENT_TOKEN_FILE_MODE });
+}
+
+/**
+ * Before a container mounts `file` (a token file of `.nexus/agent-tokens/`): true when it holds a
+ * token, after setting the modes above (files written before containers mounted them were 0600);
+ * false when it is missing or holds no token (the container then starts without a link).
+ */
+export async function prepareTokenMount(file: string): Promise<boolean> {
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  if (!text || !AGENT_TOKEN_RE.test(text.trim())) return false;
+  await chmod(dirname(file), 0o700);
+  await chmod(file, AGENT_TOKEN_FILE_MODE);
+  return true;
 }
 
 /** The clear token kept for the containers of `slug`, or undefined (none issued, revoked, or an agent created before tokens). */

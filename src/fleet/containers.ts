@@ -4,12 +4,41 @@ import type { ContainerInfo, ContainerSpec } from '../engine/engine.js';
 import { AGENT_HEALTHCHECK, AGENT_TMP, CONTAINER_PORT, HARDENED, LABEL, agentUrl, isPrimaryReplica, workspaceLabels } from '../conventions.js';
 import { containerName } from '../names.js';
 import type { AgentRecord } from '../registry/registry.js';
+import { agentTokenFile } from './agent-tokens.js';
+
+/** Where a container reads its connection token (NEXUS_AGENT_TOKEN_FILE): Docker's /run/secrets convention, a read-only file mount. */
+export const AGENT_TOKEN_MOUNT = '/run/secrets/nexus-agent-token';
+/** The name containers use for the host (Docker Desktop defines it; on Linux the spec maps it to `host-gateway`, the bridge's gateway, Docker 20.10+). */
+export const HOST_GATEWAY_NAME = 'host.docker.internal';
+
+/**
+ * The manager URL as a container dials it (pure). Loopback and wildcard hosts (`localhost`,
+ * 127.0.0.0/8, `::1`, `0.0.0.0`, `::`) name the container itself there, so they become
+ * host.docker.internal, mapped to Docker's `host-gateway`; any other host is kept. On Linux the
+ * manager must then listen where the bridge reaches it (`agent serve --host 0.0.0.0` or the
+ * bridge's gateway address, with NEXUS_MANAGER_TOKEN). Returns the URL and the /etc/hosts lines.
+ */
+export function containerManagerUrl(url: string): { url: string; extraHosts: string[] } {
+  const u = new URL(url);
+  const host = u.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  const local = host === 'localhost' || host === '::1' || host === '::' || host === '0.0.0.0' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  if (local) u.hostname = HOST_GATEWAY_NAME;
+  const extraHosts = u.hostname === HOST_GATEWAY_NAME ? [`${HOST_GATEWAY_NAME}:host-gateway`] : [];
+  return { url: u.toString().replace(/\/+$/, ''), extraHosts };
+}
 
 /**
  * The hardened container spec of one agent (pure): non-root, read-only root filesystem with a
  * small /tmp tmpfs, all capabilities dropped, no-new-privileges, memory/CPU/pids limits, restart
  * unless-stopped (memory: the image's own limit from agent.json, else the workspace's), a HEALTHCHECK on /health, host port bound to the configured address.
  * The config-hash label covers everything (image id included), so any change recreates it.
+ *
+ * The manager link (issue 10 §5): when a manager URL is known (`config.manager.url`) and the agent
+ * has a connection token (`record.agentToken`), the container gets NEXUS_MANAGER_URL (see
+ * containerManagerUrl), NEXUS_AGENT_ID (the slug) and NEXUS_AGENT_TOKEN_FILE, with the token file
+ * `.nexus/agent-tokens/<slug>` mounted read-only at AGENT_TOKEN_MOUNT: the token itself is never
+ * in the spec, its environment (which `docker inspect` shows) or a label. The hash also covers the
+ * token's issue time, so a rotated token recreates the container on the next start.
  */
 export function agentContainerSpec(config: Config, record: AgentRecord, image: { ref: string; id: string; memoryMiB?: number | undefined }): ContainerSpec {
   const spec: ContainerSpec = {
@@ -44,7 +73,17 @@ export function agentContainerSpec(config: Config, record: AgentRecord, image: {
     healthcheck: { ...AGENT_HEALTHCHECK, test: [...AGENT_HEALTHCHECK.test] },
     init: HARDENED.init,
   };
-  const hash = createHash('sha256').update(JSON.stringify({ spec, imageId: image.id })).digest('hex').slice(0, 16);
+  const link = config.manager.url && record.agentToken ? containerManagerUrl(config.manager.url) : undefined;
+  if (link) {
+    spec.env.NEXUS_MANAGER_URL = link.url;
+    spec.env.NEXUS_AGENT_ID = record.slug;
+    spec.env.NEXUS_AGENT_TOKEN_FILE = AGENT_TOKEN_MOUNT;
+    spec.secretFiles = [{ source: agentTokenFile(config.workspace, record.slug), target: AGENT_TOKEN_MOUNT }];
+    if (link.extraHosts.length) spec.extraHosts = link.extraHosts;
+  }
+  // without a link the hashed object is what it was before links existed: no agent is recreated for it
+  const hashed = link ? { spec, imageId: image.id, tokenIssuedAt: record.agentToken!.issuedAt } : { spec, imageId: image.id };
+  const hash = createHash('sha256').update(JSON.stringify(hashed)).digest('hex').slice(0, 16);
   spec.labels[LABEL.configHash] = hash;
   return spec;
 }

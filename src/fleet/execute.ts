@@ -3,6 +3,7 @@ import { isoNow } from '../clock.js';
 import { agentUrl, dialUrl, routerPath, workspaceLabels } from '../conventions.js';
 import { AppError, messageOf } from '../errors.js';
 import type { AgentRecord, ToolSummary } from '../registry/registry.js';
+import { prepareTokenMount } from './agent-tokens.js';
 import { agentContainerSpec, replicaContainerSpec } from './containers.js';
 import { emitterOf, type FleetDeps } from './context.js';
 import { httpProbe, waitHealthy } from './health.js';
@@ -117,6 +118,18 @@ function imageOf(run: AgentRun, planned: { ref: string; id: string } | undefined
 }
 
 async function createAndStart(deps: FleetDeps, run: AgentRun, spec: Parameters<FleetDeps['engine']['createContainer']>[0]): Promise<string> {
+  if (spec.secretFiles?.length) {
+    const ready = await Promise.all(spec.secretFiles.map((f) => prepareTokenMount(f.source)));
+    if (ready.includes(false)) {
+      // the record has a token hash but this machine has no clear copy (another host's registry):
+      // start without the link rather than fail; `token rotate-agent` writes a new copy
+      spec = { ...spec, env: { ...spec.env }, secretFiles: undefined, extraHosts: undefined };
+      delete spec.env.NEXUS_MANAGER_URL;
+      delete spec.env.NEXUS_AGENT_TOKEN_FILE;
+      delete spec.env.NEXUS_AGENT_ID;
+      emitterOf(deps)({ kind: 'note', agent: run.slug, phase: 'notice', message: `no connection token file for ${run.slug} on this machine: it starts without dialling the manager (run \`agent token rotate-agent --name ${run.slug}\`)` });
+    }
+  }
   const id = await deps.engine.createContainer(spec);
   run.created.push(id);
   await deps.engine.startContainer(id);

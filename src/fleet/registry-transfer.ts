@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { z } from 'zod';
+import * as z from 'zod';
 import { AppError, messageOf } from '../errors.js';
 import { parseAgentRecord } from '../registry/record.js';
 import type { AgentRecord, Registry } from '../registry/registry.js';

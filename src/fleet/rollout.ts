@@ -12,6 +12,7 @@ import { emitterOf, type FleetDeps } from './context.js';
 import { waitHealthy, waitUntil } from './health.js';
 import { ensureAgentImage, ensureBaseImage } from './images.js';
 import { localNetworkName, localRouterName } from './router.js';
+import { acquireRolloutLock } from './rollout-lock.js';
 import { syncLocalRouter } from './router-sync.js';
 import { resolveTargets } from './targets.js';
 
@@ -216,31 +217,42 @@ async function replaceReplicas(deps: FleetDeps, rec: AgentRecord, target: { vers
  * under its version tag (`nexus-delta-agent-<slug>:v<version>-<hash>`), and replace the running
  * replicas with it without dropping routed requests (see replaceReplicas). Records the version
  * (record.version, record.image, record.versions: at most VERSION_HISTORY, oldest dropped).
- * @throws AppError AGENT_NOT_FOUND, USAGE (bad --version), BUILD_FAILED, NOT_HEALTHY (nothing
+ * While it runs, the agent carries a rollout marker (rollout-lock.ts): the supervisor leaves it
+ * alone (no restart, restore or autoscaling) and a second rollout or rollback of it is refused.
+ * @throws AppError ROLLOUT_IN_PROGRESS, AGENT_NOT_FOUND, USAGE (bad --version), BUILD_FAILED, NOT_HEALTHY (nothing
  *   running), ROLLOUT_UNHEALTHY (the new version failed its checks and was removed; the old one
  *   keeps serving and the record is unchanged), ROUTER_RELOAD_FAILED, ENGINE_* errors.
  */
 export async function rolloutAgent(deps: FleetDeps, name: string, o: RolloutOptions = {}): Promise<RolloutResult> {
   const [rec] = await resolveTargets(deps, [name]);
-  const manifest = await readManifest(agentDir(deps.config.workspace, rec!.slug));
-  const version = validateAgentVersion(o.version ?? manifest.version ?? rec!.version);
-  const versions = await history(deps, rec!);
+  const release = await acquireRolloutLock(deps.config.workspace, rec!.slug, rec!.name);
+  try {
+    return await rolloutLocked(deps, rec!, o);
+  } finally {
+    await release();
+  }
+}
+
+async function rolloutLocked(deps: FleetDeps, rec: AgentRecord, o: RolloutOptions): Promise<RolloutResult> {
+  const manifest = await readManifest(agentDir(deps.config.workspace, rec.slug));
+  const version = validateAgentVersion(o.version ?? manifest.version ?? rec.version);
+  const versions = await history(deps, rec);
   const base = await ensureBaseImage(deps);
-  const built = await ensureAgentImage(deps, rec!, base);
-  const ref = agentImageRef(rec!.slug, versionTag(version, built.sourceHash), deps.config.project);
+  const built = await ensureAgentImage(deps, rec, base);
+  const ref = agentImageRef(rec.slug, versionTag(version, built.sourceHash), deps.config.project);
   await deps.engine.tagImage(built.id, ref);
-  emitterOf(deps)({ kind: 'note', agent: rec!.slug, phase: 'rollout', message: `rolling out ${version} (${ref}) beside ${rec!.version}` });
-  const done = await replaceReplicas(deps, rec!, { version, image: { ref, id: built.id } }, o);
+  emitterOf(deps)({ kind: 'note', agent: rec.slug, phase: 'rollout', message: `rolling out ${version} (${ref}) beside ${rec.version}` });
+  const done = await replaceReplicas(deps, rec, { version, image: { ref, id: built.id } }, o);
   const entry: DeployedVersion = { version, image: { ref, id: built.id }, sourceHash: built.sourceHash, deployedAt: isoNow(deps.clock) };
-  await deps.registry.update(rec!.slug, {
+  await deps.registry.update(rec.slug, {
     version,
     desired: 'running',
     status: 'running',
     image: { ref: built.ref, id: built.id, sourceHash: built.sourceHash, builtAt: entry.deployedAt },
     versions: [...versions, entry].slice(-VERSION_HISTORY),
   });
-  emitterOf(deps)({ kind: 'agent', agent: rec!.slug, phase: 'rollout', outcome: 'rolled-out', message: `${rec!.version} -> ${version}` });
-  return { name: rec!.name, from: rec!.version, to: version, ...done };
+  emitterOf(deps)({ kind: 'agent', agent: rec.slug, phase: 'rollout', outcome: 'rolled-out', message: `${rec.version} -> ${version}` });
+  return { name: rec.name, from: rec.version, to: version, ...done };
 }
 
 /**
@@ -248,30 +260,40 @@ export async function rolloutAgent(deps: FleetDeps, name: string, o: RolloutOpti
  * last in record.versions), from its kept image, with the same zero-drop replacement as a rollout.
  * The rollback is recorded as a new entry, so a second rollback returns to the version left.
  * A later `start` converges to the agent's source again (it rebuilds when the source differs).
- * @throws AppError NO_PREVIOUS_VERSION (no earlier version recorded, or its image is gone),
+ * Holds the agent's rollout marker like rolloutAgent.
+ * @throws AppError ROLLOUT_IN_PROGRESS, NO_PREVIOUS_VERSION (no earlier version recorded, or its image is gone),
  *   AGENT_NOT_FOUND, NOT_HEALTHY, ROLLOUT_UNHEALTHY, ROUTER_RELOAD_FAILED, ENGINE_* errors.
  */
 export async function rollbackAgent(deps: FleetDeps, name: string, o: Omit<RolloutOptions, 'version'> = {}): Promise<RolloutResult> {
   const [rec] = await resolveTargets(deps, [name]);
-  const versions = rec!.versions ?? [];
+  const release = await acquireRolloutLock(deps.config.workspace, rec!.slug, rec!.name);
+  try {
+    return await rollbackLocked(deps, rec!, o);
+  } finally {
+    await release();
+  }
+}
+
+async function rollbackLocked(deps: FleetDeps, rec: AgentRecord, o: Omit<RolloutOptions, 'version'>): Promise<RolloutResult> {
+  const versions = rec.versions ?? [];
   const prev = versions[versions.length - 2];
   if (!prev) {
-    throw new AppError('NO_PREVIOUS_VERSION', `agent '${rec!.name}' has no earlier version to roll back to`, { hint: `versions are recorded by rollouts: agent rollout --name ${rec!.name}` });
+    throw new AppError('NO_PREVIOUS_VERSION', `agent '${rec.name}' has no earlier version to roll back to`, { hint: `versions are recorded by rollouts: agent rollout --name ${rec.name}` });
   }
   const img = await deps.engine.inspectImage(prev.image.ref);
   if (!img) {
-    throw new AppError('NO_PREVIOUS_VERSION', `the image of version ${prev.version} of '${rec!.name}' (${prev.image.ref}) is gone`, { hint: `roll out from source instead: agent rollout --name ${rec!.name}` });
+    throw new AppError('NO_PREVIOUS_VERSION', `the image of version ${prev.version} of '${rec.name}' (${prev.image.ref}) is gone`, { hint: `roll out from source instead: agent rollout --name ${rec.name}` });
   }
-  emitterOf(deps)({ kind: 'note', agent: rec!.slug, phase: 'rollback', message: `rolling back ${rec!.version} -> ${prev.version} (${prev.image.ref})` });
-  const done = await replaceReplicas(deps, rec!, { version: prev.version, image: { ref: prev.image.ref, id: img.id } }, o);
+  emitterOf(deps)({ kind: 'note', agent: rec.slug, phase: 'rollback', message: `rolling back ${rec.version} -> ${prev.version} (${prev.image.ref})` });
+  const done = await replaceReplicas(deps, rec, { version: prev.version, image: { ref: prev.image.ref, id: img.id } }, o);
   const entry: DeployedVersion = { ...prev, image: { ref: prev.image.ref, id: img.id }, deployedAt: isoNow(deps.clock) };
-  await deps.registry.update(rec!.slug, {
+  await deps.registry.update(rec.slug, {
     version: prev.version,
     desired: 'running',
     status: 'running',
     image: { ref: prev.image.ref, id: img.id, sourceHash: prev.sourceHash, builtAt: entry.deployedAt },
     versions: [...versions, entry].slice(-VERSION_HISTORY),
   });
-  emitterOf(deps)({ kind: 'agent', agent: rec!.slug, phase: 'rollback', outcome: 'rolled-back', message: `${rec!.version} -> ${prev.version}` });
-  return { name: rec!.name, from: rec!.version, to: prev.version, ...done };
+  emitterOf(deps)({ kind: 'agent', agent: rec.slug, phase: 'rollback', outcome: 'rolled-back', message: `${rec.version} -> ${prev.version}` });
+  return { name: rec.name, from: rec.version, to: prev.version, ...done };
 }

@@ -1,15 +1,21 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { systemClock } from '../clock.js';
 import { CONTAINER_PORT, LABEL, dialUrl, workspaceLabels } from '../conventions.js';
 import { AppError } from '../errors.js';
-import { generationOf, type UpstreamServer } from '../generate/nginx.js';
+import { ROUTER_RELOAD_MARKER, generationOf, type UpstreamServer } from '../generate/nginx.js';
 import { emitterOf, type FleetDeps } from './context.js';
 import { httpProbe, waitUntil } from './health.js';
 import { localNetworkName, localRouterDir, localRouterName } from './router.js';
 
 /** How long a reloaded router may take to serve its new file, ms. */
 export const ROUTER_RELOAD_TIMEOUT_MS = 10_000;
+/**
+ * How long the router answers with `Connection: close` before a reload, and again after the new
+ * file is served, ms: every busy keep-alive client connection gets its announced last answer
+ * before the old workers close what is idle, and the old workers' in-flight calls end announced too.
+ */
+export const ROUTER_CLIENT_DRAIN_MS = 300;
 
 /**
  * The live replicas of every agent of the workspace, by slug: running agent containers with an
@@ -84,8 +90,21 @@ export async function reloadLocalRouter(deps: FleetDeps, routerPort: number, exc
   const r = await deps.engine.inspectContainer(localRouterName(deps.config.workspace));
   const reloaded = r?.state === 'running';
   if (r && reloaded) {
-    await deps.engine.signalContainer(r.id, 'SIGHUP');
-    await waitRouterGeneration(deps, routerPort, w.generation);
+    // keep-alive clients: no idle connection for the old workers to close under them (ROUTER_RELOAD_MARKER)
+    const live = !!(deps.probe ?? httpProbe).routerGeneration; // fakes have no nginx to drain
+    const clock = deps.clock ?? systemClock;
+    const marker = join(localRouterDir(deps.config.workspace), basename(ROUTER_RELOAD_MARKER));
+    if (live) {
+      await writeFile(marker, '');
+      await clock.sleep(ROUTER_CLIENT_DRAIN_MS);
+    }
+    try {
+      await deps.engine.signalContainer(r.id, 'SIGHUP');
+      await waitRouterGeneration(deps, routerPort, w.generation);
+      if (live) await clock.sleep(ROUTER_CLIENT_DRAIN_MS);
+    } finally {
+      if (live) await rm(marker, { force: true });
+    }
   }
   return { generation: w.generation, servers: w.servers, reloaded };
 }
@@ -93,7 +112,9 @@ export async function reloadLocalRouter(deps: FleetDeps, routerPort: number, exc
 /**
  * Regenerate the running local router's routes from the live replicas (minus `exclude`), reload
  * it (SIGHUP to nginx: new workers take the new file, old ones finish their requests), and wait
- * until it serves the new file. What nginx-proxy/docker-gen do on every container change. Call it
+ * until it serves the new file. Around the reload the router answers with `Connection: close`
+ * (the marker file, ROUTER_CLIENT_DRAIN_MS before and after), so keep-alive clients lose no request
+ * to nginx closing their idle connections; this adds 2 x ROUTER_CLIENT_DRAIN_MS to each reload. What nginx-proxy/docker-gen do on every container change. Call it
  * whenever replicas change (scale, rollout, a replica restarted). A workspace without a running
  * router only gets its files written. Emits a `reload-router` action event.
  * Returns the generation and the upstream servers written.

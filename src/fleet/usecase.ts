@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ExitCode } from '../errors.js';
 import type { FleetDeps } from './context.js';
 
@@ -37,12 +37,19 @@ export interface UseCase<I = any, R = any> {
   options: OptionDecl[];
   /** Positional arguments, in order (each required); their values join the input under `name`. */
   args?: { name: string; description: string }[];
-  input: z.ZodType<I>;
+  /** The input schema (zod), built once on first use (`lazy`): building every command's schema cost a quick command ~5 ms. */
+  input: () => z.ZodType<I>;
   run: (input: I, deps: FleetDeps, io: UseCaseIo) => Promise<R>;
   /** Exit code of a result (default 0). */
   exitCode?: (result: R) => number;
   /** Agents the progress output counts toward (default none). */
   progressTotal?: (input: I, deps: FleetDeps) => Promise<number>;
+}
+
+/** `make()` on the first call, the same value after: a use case's input schema is built once, when first used. */
+export function lazy<T>(make: () => T): () => T {
+  let made: { value: T } | undefined;
+  return () => (made ??= { value: make() }).value;
 }
 
 export const names = z.array(z.string()).optional();

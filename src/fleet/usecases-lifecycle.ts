@@ -1,7 +1,7 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ExitCode } from '../errors.js';
 import type { FleetDeps } from './context.js';
-import { allAgents, fleet, names, or, startExitCode, timeout, type UseCase } from './usecase.js';
+import { allAgents, fleet, lazy, names, or, startExitCode, timeout, type UseCase } from './usecase.js';
 
 const stop = async (o: { name?: string[] | undefined; timeout: number }, deps: FleetDeps, all: boolean) => (await fleet()).stopAgents(deps, all ? 'all' : (o.name ?? []), o.timeout, { removeRouter: all });
 const start = async (list: string[] | 'all', deps: FleetDeps) => (await import('./start.js')).startAgents(deps, list);
@@ -19,7 +19,7 @@ export const LIFECYCLE_USE_CASES = [
       { flags: '--model <model>', description: 'model the agent uses (marketplace card)', default: 'none' },
       { flags: '--agent-version <semver>', description: 'agent version', default: '0.1.0' },
     ],
-    input: z.object({ name: z.string(), port: z.number().optional(), capabilities: names, description: z.string().optional(), model: z.string().default('none'), agentVersion: z.string().default('0.1.0') }),
+    input: lazy(() => z.object({ name: z.string(), port: z.number().optional(), capabilities: names, description: z.string().optional(), model: z.string().default('none'), agentVersion: z.string().default('0.1.0') })),
     run: async (o, deps) => (await import('./create.js')).createAgent(deps, { name: o.name, port: o.port, capabilities: o.capabilities, description: o.description, model: o.model, version: o.agentVersion }),
   } satisfies UseCase<{ name: string; port?: number | undefined; capabilities?: string[] | undefined; description?: string | undefined; model: string; agentVersion: string }>,
   {
@@ -30,14 +30,14 @@ export const LIFECYCLE_USE_CASES = [
       { flags: '--force', description: 'rebuild the base image even when up to date' },
       { flags: '--offline', description: "build the base image from this host's Node runtime (no registry needed)" },
     ],
-    input: z.object({ name: names, force: z.boolean().optional(), offline: z.boolean().optional() }),
+    input: lazy(() => z.object({ name: names, force: z.boolean().optional(), offline: z.boolean().optional() })),
     run: async (o, deps) => (await import('./build.js')).buildAgents((await import('./commands.js')).withOffline(deps, o.offline), or(o.name, 'all'), { force: o.force ?? false }),
   } satisfies UseCase<{ name?: string[] | undefined; force?: boolean | undefined; offline?: boolean | undefined }>,
   {
     name: 'start',
     description: 'build if needed and start agents, waiting for health',
     options: [{ flags: '--name <name...>', description: 'agents to start', required: true }],
-    input: z.object({ name: z.array(z.string()) }),
+    input: lazy(() => z.object({ name: z.array(z.string()) })),
     run: (o, deps) => start(o.name, deps),
     exitCode: startExitCode,
     progressTotal: async () => 1,
@@ -46,7 +46,7 @@ export const LIFECYCLE_USE_CASES = [
     name: 'start-all',
     description: 'build what is missing and start every agent in parallel (idempotent)',
     options: [],
-    input: z.object({}),
+    input: lazy(() => z.object({})),
     run: (_, deps) => start('all', deps),
     exitCode: startExitCode,
     progressTotal: allAgents,
@@ -55,21 +55,21 @@ export const LIFECYCLE_USE_CASES = [
     name: 'stop',
     description: 'stop agents (SIGTERM, then SIGKILL after --timeout) and remove their containers',
     options: [{ flags: '--name <name...>', description: 'agents to stop', required: true }, timeout],
-    input: z.object({ name: z.array(z.string()), timeout: z.number().default(10) }),
+    input: lazy(() => z.object({ name: z.array(z.string()), timeout: z.number().default(10) })),
     run: (o, deps) => stop(o, deps, false),
   } satisfies UseCase<{ name: string[]; timeout: number }>,
   {
     name: 'stop-all',
     description: 'stop every agent of the workspace',
     options: [timeout],
-    input: z.object({ timeout: z.number().default(10) }),
+    input: lazy(() => z.object({ timeout: z.number().default(10) })),
     run: (o, deps) => stop(o, deps, true),
   } satisfies UseCase<{ timeout: number }>,
   {
     name: 'restart',
     description: 'stop then start agents (ships source changes)',
     options: [{ flags: '--name <name...>', description: 'agents to restart', required: true }, timeout],
-    input: z.object({ name: z.array(z.string()), timeout: z.number().default(10) }),
+    input: lazy(() => z.object({ name: z.array(z.string()), timeout: z.number().default(10) })),
     run: async (o, deps) => {
       await stop(o, deps, false);
       return start(o.name, deps);
@@ -81,7 +81,7 @@ export const LIFECYCLE_USE_CASES = [
     alias: 'ls',
     description: 'agents: registry record + live container state + health',
     options: [],
-    input: z.object({}),
+    input: lazy(() => z.object({})),
     run: async (_, deps) => (await import('./list.js')).listAgents(deps),
   } satisfies UseCase<Record<string, never>>,
   {
@@ -92,7 +92,7 @@ export const LIFECYCLE_USE_CASES = [
       { flags: '-f, --follow', description: 'keep streaming until Ctrl-C' },
       { flags: '--tail <lines>', description: 'lines from the end', parse: 'count', default: 100 },
     ],
-    input: z.object({ name: z.string(), follow: z.boolean().optional(), tail: z.number().default(100) }),
+    input: lazy(() => z.object({ name: z.string(), follow: z.boolean().optional(), tail: z.number().default(100) })),
     run: async (o, deps, io) => {
       const logs = await import('./logs.js');
       return o.follow ? logs.followAgentLogs(deps, o.name, o.tail, io.out, io.signal) : logs.agentLogs(deps, o.name, o.tail);
@@ -103,14 +103,14 @@ export const LIFECYCLE_USE_CASES = [
     alias: 'rm',
     description: 'remove an agent: container, image, record (releases the port)',
     options: [{ flags: '--name <name>', description: 'agent', required: true }, { flags: '--purge', description: 'also delete its source folder agents/<slug>/' }],
-    input: z.object({ name: z.string(), purge: z.boolean().optional() }),
+    input: lazy(() => z.object({ name: z.string(), purge: z.boolean().optional() })),
     run: async (o, deps) => (await import('./remove.js')).removeAgent(deps, o.name, { purge: o.purge ?? false }),
   } satisfies UseCase<{ name: string; purge?: boolean | undefined }>,
   {
     name: 'demo',
     description: "create and start the seed's five demo agents and call a tool on each",
     options: [],
-    input: z.object({}),
+    input: lazy(() => z.object({})),
     run: async (_, deps) => (await import('./commands.js')).demo(deps),
     exitCode: (r) => (r.partial ? ExitCode.PARTIAL : ExitCode.OK),
     progressTotal: async () => 5,

@@ -1,6 +1,6 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { AppError } from '../errors.js';
-import { or, names, registerExitCode, routerPort, type UseCase } from './usecase.js';
+import { lazy, or, names, registerExitCode, routerPort, type UseCase } from './usecase.js';
 
 const opt = z.string().optional();
 const flag = z.boolean().optional();
@@ -17,7 +17,7 @@ export const MORE_USE_CASES = [
       { flags: '--all', description: 'every agent of the workspace' },
       { flags: '--mark-unavailable', description: 'list agents that are not healthy as unavailable instead of refusing them' },
     ],
-    input: z.object({ name: names, all: flag, markUnavailable: flag }),
+    input: lazy(() => z.object({ name: names, all: flag, markUnavailable: flag })),
     run: async (o, deps) => {
       if (!o.all && !o.name?.length) throw new AppError('USAGE', 'register needs --name X or --all', { hint: 'agent register --all' });
       return (await market()).registerAgents(deps, o.all ? 'all' : o.name!, { markUnavailable: o.markUnavailable ?? false });
@@ -28,14 +28,14 @@ export const MORE_USE_CASES = [
     name: 'unregister',
     description: "remove agents' listings from the marketplace",
     options: [{ flags: '--name <name...>', description: 'agents to unregister', required: true }],
-    input: z.object({ name: z.array(z.string()) }),
+    input: lazy(() => z.object({ name: z.array(z.string()) })),
     run: async (o, deps) => (await market()).unregisterAgents(deps, o.name),
   } satisfies UseCase<{ name: string[] }>,
   {
     name: 'cards',
     description: 'print agent cards: the marketplace card and the A2A AgentCard',
     options: [{ flags: '--name <name...>', description: 'only these agents' }],
-    input: z.object({ name: names }),
+    input: lazy(() => z.object({ name: names })),
     run: async (o, deps) => (await market()).agentCards(deps, or(o.name, 'all')),
   } satisfies UseCase<{ name?: string[] | undefined }>,
   {
@@ -50,7 +50,7 @@ export const MORE_USE_CASES = [
       { flags: '--network <name>', description: 'compose network of the agents and the router', default: 'nexus-agents' },
       { flags: '--offline-router', description: "build the nginx router image from this host's nginx (no registry needed)" },
     ],
-    input: z.object({ output: opt, router: z.enum(['nginx', 'traefik', 'none']).optional(), routerPort: z.number().optional(), routerImage: opt, registry: opt, network: opt, offlineRouter: flag }),
+    input: lazy(() => z.object({ output: opt, router: z.enum(['nginx', 'traefik', 'none']).optional(), routerPort: z.number().optional(), routerImage: opt, registry: opt, network: opt, offlineRouter: flag })),
     run: async (o, deps) => (await import('./production.js')).writeCompose(deps, o as never),
   } satisfies UseCase<{ output?: string | undefined; router?: 'nginx' | 'traefik' | 'none' | undefined; routerPort?: number | undefined; routerImage?: string | undefined; registry?: string | undefined; network?: string | undefined; offlineRouter?: boolean | undefined }>,
   {
@@ -62,7 +62,7 @@ export const MORE_USE_CASES = [
       { flags: '--output-dir <dir>', description: 'where to write (default: nginx/ and traefik/ in the workspace)' },
       routerPort('host port the router publishes (for the public URLs)'),
     ],
-    input: z.object({ nginx: flag, traefik: flag, outputDir: opt, routerPort: z.number().optional() }),
+    input: lazy(() => z.object({ nginx: flag, traefik: flag, outputDir: opt, routerPort: z.number().optional() })),
     run: async (o, deps) => (await import('./commands.js')).routes(deps, o),
   } satisfies UseCase<{ nginx?: boolean | undefined; traefik?: boolean | undefined; outputDir?: string | undefined; routerPort?: number | undefined }>,
   {
@@ -73,14 +73,14 @@ export const MORE_USE_CASES = [
       { flags: '--replicas <n>', description: 'replicas (1 or more)', parse: 'count', required: true },
       routerPort('host port of the local router'),
     ],
-    input: z.object({ name: z.string(), replicas: z.number(), routerPort: z.number().optional() }),
+    input: lazy(() => z.object({ name: z.string(), replicas: z.number(), routerPort: z.number().optional() })),
     run: async (o, deps) => (await import('./scale.js')).scaleAgent(deps, o.name, o.replicas, { routerPort: o.routerPort }),
   } satisfies UseCase<{ name: string; replicas: number; routerPort?: number | undefined }>,
   {
     name: 'push',
     description: 'tag and push the base and agent images to a container registry (for Swarm nodes)',
     options: [{ flags: '--registry <host[:port]>', description: 'registry address, e.g. localhost:5000', required: true }, { flags: '--name <name...>', description: 'only these agents' }],
-    input: z.object({ registry: z.string(), name: names }),
+    input: lazy(() => z.object({ registry: z.string(), name: names })),
     run: async (o, deps) => (await import('./push.js')).pushImages(deps, o.registry, or(o.name, 'all')),
   } satisfies UseCase<{ registry: string; name?: string[] | undefined }>,
   {
@@ -96,7 +96,7 @@ export const MORE_USE_CASES = [
       { flags: '--offline-router', description: "build the router image from this host's nginx" },
       { flags: '--wait-timeout <seconds>', description: 'how long to wait for every service to run healthy (default 180)', parse: 'count' },
     ],
-    input: z.object({ swarm: flag, remove: flag, stack: opt, replicas: z.number().optional(), routerPort: z.number().optional(), registry: opt, offlineRouter: flag, waitTimeout: z.number().optional() }),
+    input: lazy(() => z.object({ swarm: flag, remove: flag, stack: opt, replicas: z.number().optional(), routerPort: z.number().optional(), registry: opt, offlineRouter: flag, waitTimeout: z.number().optional() })),
     run: async (o, deps) => {
       if (!o.swarm) throw new AppError('USAGE', 'deploy needs a target: --swarm', { hint: 'agent deploy --swarm' });
       const swarm = await import('./swarm.js');
@@ -108,14 +108,14 @@ export const MORE_USE_CASES = [
     name: 'registry export',
     description: 'write every agent record as JSON (stdout, or --output FILE)',
     options: [{ flags: '--output <file>', description: 'file to write (mode 0600)' }],
-    input: z.object({ output: opt }),
+    input: lazy(() => z.object({ output: opt })),
     run: async (o, deps) => (await import('./commands.js')).registryExport(deps, o.output),
   } satisfies UseCase<{ output?: string | undefined }>,
   {
     name: 'registry import',
     description: "read an 'export' file into the configured registry (agents already there are skipped)",
     options: [{ flags: '--input <file>', description: 'file written by registry export', required: true }],
-    input: z.object({ input: z.string() }),
+    input: lazy(() => z.object({ input: z.string() })),
     run: async (o, deps) => (await import('./commands.js')).registryImport(deps, o.input),
   } satisfies UseCase<{ input: string }>,
   {
@@ -125,14 +125,14 @@ export const MORE_USE_CASES = [
       { flags: '--to <registry>', description: 'local or firestore', parse: 'registry-kind', required: true },
       { flags: '--from <registry>', description: 'local or firestore (default: the other one)', parse: 'registry-kind' },
     ],
-    input: z.object({ to: kind, from: kind.optional() }),
+    input: lazy(() => z.object({ to: kind, from: kind.optional() })),
     run: async (o, deps, io) => (await import('./commands.js')).registryMigrate(deps, o.to, o.from, io.env),
   } satisfies UseCase<{ to: 'local' | 'firestore'; from?: 'local' | 'firestore' | undefined }>,
   {
     name: 'doctor',
     description: 'check Node, the Docker engine, the base image, the port range and the registry',
     options: [],
-    input: z.object({}),
+    input: lazy(() => z.object({})),
     run: async (_, deps) => (await import('./doctor.js')).runDoctor(deps),
     exitCode: (r) => r.exitCode,
   } satisfies UseCase<Record<string, never>, { exitCode: number }>,

@@ -1,5 +1,5 @@
-import { z } from 'zod';
-import { routerPort, timeout, type UseCase } from './usecase.js';
+import * as z from 'zod';
+import { lazy, routerPort, timeout, type UseCase } from './usecase.js';
 
 const rollout = () => import('./rollout.js');
 const common = z.object({ name: z.string(), routerPort: z.number().optional(), healthTimeout: z.number().optional(), timeout: z.number().optional() });
@@ -22,14 +22,14 @@ export const ROLLOUT_USE_CASES = [
       healthTimeout,
       timeout,
     ],
-    input: common.extend({ version: z.string().optional() }),
+    input: lazy(() => common.extend({ version: z.string().optional() })),
     run: async (o, deps) => (await rollout()).rolloutAgent(deps, o.name, { ...optionsOf(o), version: o.version }),
   } satisfies UseCase<z.infer<typeof common> & { version?: string | undefined }>,
   {
     name: 'rollback',
     description: 'return an agent to the version deployed before the running one (its kept image), with the same zero-drop replacement',
     options: [{ flags: '--name <name>', description: 'agent', required: true }, routerPort('host port of the local router'), healthTimeout, timeout],
-    input: common,
+    input: lazy(() => common),
     run: async (o, deps) => (await rollout()).rollbackAgent(deps, o.name, optionsOf(o)),
   } satisfies UseCase<z.infer<typeof common>>,
 ] as const;

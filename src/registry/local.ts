@@ -1,8 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import lockfile from 'proper-lockfile';
-import writeFileAtomic from 'write-file-atomic';
-import { z } from 'zod';
+import * as z from 'zod';
 import { isoNow, systemClock, type Clock } from '../clock.js';
 import { AppError, messageOf } from '../errors.js';
 import { logger } from '../log.js';
@@ -10,6 +8,12 @@ import { choosePort } from '../ports/allocate.js';
 import { nameTaken, notFound } from './errors.js';
 import { checkHistoryEntry, checkRecordToWrite, parseAgentRecord } from './record.js';
 import { HISTORY_EVENTS, historyEventOfStatus, LOCAL_HISTORY_LIMIT, type AgentPatch, type AgentRecord, type AgentStatus, type HistoryEntry, type HistoryEvent, type NewAgent, type PortRequest, type Registry } from './registry.js';
+
+let writers: Promise<{ lockfile: typeof import('proper-lockfile'); writeFileAtomic: typeof import('write-file-atomic') }> | undefined;
+/** proper-lockfile and write-file-atomic, loaded on the first lock or write: reads (`list`) need neither. */
+function loadWriters(): NonNullable<typeof writers> {
+  return (writers ??= Promise.all([import('proper-lockfile'), import('write-file-atomic')]).then(([l, w]) => ({ lockfile: l.default, writeFileAtomic: w.default })));
+}
 
 const log = logger('registry');
 
@@ -104,6 +108,7 @@ export class LocalRegistry implements Registry {
   }
 
   private async write(data: RegistryFile): Promise<void> {
+    const { writeFileAtomic } = await loadWriters();
     await writeFileAtomic(this.path, JSON.stringify(data, null, 2) + '\n', { mode: 0o600 });
   }
 
@@ -125,6 +130,7 @@ export class LocalRegistry implements Registry {
   /** Run `fn` holding the registry's lock (one lock for records and history). */
   private async locked<T>(fn: () => Promise<T>): Promise<T> {
     await mkdir(this.dir, { recursive: true });
+    const { lockfile } = await loadWriters();
     let release: () => Promise<void>;
     try {
       release = await lockfile.lock(this.dir, {
@@ -217,6 +223,7 @@ export class LocalRegistry implements Registry {
     const agents = await this.readHistory();
     const list = (Object.hasOwn(agents, slug) ? agents[slug]! : []).concat({ ...e, at: isoNow(this.clock) });
     agents[slug] = list.slice(-LOCAL_HISTORY_LIMIT);
+    const { writeFileAtomic } = await loadWriters();
     await writeFileAtomic(this.historyPath, JSON.stringify({ version: 1, agents }) + '\n', { mode: 0o600 });
   }
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { VERSION_HISTORY } from '../conventions.js';
 import { AppError, type ErrorCode } from '../errors.js';
 import { isAgentName, isSlug, isVersion, MAX_SLUG_LENGTH } from '../names.js';

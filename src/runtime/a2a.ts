@@ -14,7 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { textTool } from './card.js';
+import { textTool, type CardSource } from './card.js';
 import type { AgentDefinition } from './define.js';
 import { checkJsonCost, ContractError, type ErrCode } from './contract.js';
 import type { InvokeTool } from './invoke.js';
@@ -71,6 +71,8 @@ export class A2aError extends Error {
     readonly reason: string,
     message: string,
     readonly domain: string = A2A_DOMAIN,
+    /** Seconds after which a retry may succeed: sent as Retry-After (spec 3.3.2, system errors). */
+    readonly retryAfterS?: number,
   ) {
     super(message);
   }
@@ -113,38 +115,82 @@ function agentMessage(task: Pick<Task, 'id' | 'contextId'>, parts: Part[]): Mess
   return { messageId: randomUUID(), role: 'ROLE_AGENT', parts, taskId: task.id, contextId: task.contextId };
 }
 
-/** Bounded task store: a Map in least-recently-updated-first order, so eviction is O(1). */
-class TaskStore {
-  private readonly tasks = new Map<string, { task: Task; seq: number; size: number; cancel?: AbortController | undefined }>();
+interface StoredTask {
+  task: Task;
+  /** The target the task belongs to (A2aTarget.key): other targets never see it. */
+  key: string;
+  seq: number;
+  size: number;
+  cancel?: AbortController | undefined;
+}
+
+/**
+ * Bounded task store: a Map in least-recently-updated-first order, so eviction is O(1). Holds at
+ * most `maxTasks` tasks and `maxChars` characters of task JSON (the newest task is kept whatever
+ * its size); older ones answer TASK_NOT_FOUND. One per agent; the manager keeps one for the fleet.
+ */
+export class A2aTaskStore {
+  private readonly tasks = new Map<string, StoredTask>();
   private seq = 0;
   private chars = 0;
   constructor(
-    private readonly maxTasks: number,
-    private readonly maxChars: number,
+    private readonly maxTasks: number = MAX_TASKS,
+    private readonly maxChars: number = MAX_TASK_JSON_CHARS,
   ) {}
 
-  get(id: string) {
-    return this.tasks.get(id);
+  /** Tasks kept now. */
+  get size(): number {
+    return this.tasks.size;
   }
-  /** Insert or update; the task moves to the newest end. Updates of evicted tasks are dropped. */
-  put(task: Task, cancel?: AbortController, isNew = false): void {
+  /** The task `id` of target `key`, if kept (another target's task is not found). */
+  get(id: string, key: string): StoredTask | undefined {
+    const e = this.tasks.get(id);
+    return e && e.key === key ? e : undefined;
+  }
+  /** Insert (`isNew`) or update; the task moves to the newest end. Updates of evicted tasks are dropped. */
+  put(task: Task, key: string, cancel?: AbortController, isNew = false): void {
     const prev = this.tasks.get(task.id);
     if (!prev && !isNew) return;
     if (prev) this.chars -= prev.size;
     this.tasks.delete(task.id);
     const size = JSON.stringify(task).length;
     this.chars += size;
-    this.tasks.set(task.id, { task, seq: ++this.seq, size, cancel: cancel ?? prev?.cancel });
+    this.tasks.set(task.id, { task, key, seq: ++this.seq, size, cancel: cancel ?? prev?.cancel });
     while (this.tasks.size > this.maxTasks || (this.chars > this.maxChars && this.tasks.size > 1)) {
       const [oldest, entry] = this.tasks.entries().next().value!;
       this.chars -= entry.size;
       this.tasks.delete(oldest);
     }
   }
-  /** Newest first. */
-  *newestFirst() {
+  /** Forget a task (its request failed before the caller learnt its id). */
+  delete(id: string): void {
+    const e = this.tasks.get(id);
+    if (!e) return;
+    this.chars -= e.size;
+    this.tasks.delete(id);
+  }
+  /** Target `key`'s tasks, newest first. */
+  *newestFirst(key: string) {
     const all = [...this.tasks.values()];
-    for (let i = all.length - 1; i >= 0; i--) yield all[i]!;
+    for (let i = all.length - 1; i >= 0; i--) if (all[i]!.key === key) yield all[i]!;
+  }
+  /** Abort every call still running (the owner is closing); their tasks end as they do on cancel. */
+  abortAll(reason?: unknown): void {
+    for (const e of this.tasks.values()) if (!TERMINAL.has(e.task.status.state)) e.cancel?.abort(reason);
+  }
+}
+
+/**
+ * A tool call's failure that is not the agent contract's (ContractError), as a task ends with it:
+ * e.g. the manager's AGENT_CALL_FAILED or AGENT_TIMEOUT. The task is FAILED with `{code, message}`
+ * in its status message (REJECTED when `code` is TOOL_NOT_FOUND or INVALID_PARAMETERS).
+ */
+export class TaskFailure extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
   }
 }
 
@@ -207,6 +253,37 @@ export interface A2aOptions {
   invokeTool: InvokeTool;
 }
 
+/** What a request's messages run on. */
+export interface A2aTarget {
+  /** Tasks are kept per key: a request sees only its target's tasks ('' on an agent; the agent's slug on the manager). */
+  key: string;
+  /** The tools, for the text-part rule (card.ts textTool); an agent's definitions or a record's tools. */
+  tools: CardSource['tools'];
+  /**
+   * Runs one tool call: resolves with its result, or throws ContractError / TaskFailure (the
+   * task fails with that code) or A2aError (nothing ran: the request answers that error and the
+   * task is forgotten; with returnImmediately the task fails with its reason as code).
+   */
+  invokeTool: InvokeTool;
+}
+
+/** The binding's operations, for per-route options (e.g. the manager's scopes). */
+export type A2aOperation = 'send' | 'get' | 'list' | 'cancel' | 'unsupported';
+
+export interface A2aRoutesOptions {
+  /** The request's target; may throw an A2aError (the manager: NOT_FOUND for an unknown agent). */
+  target: (req: FastifyRequest) => A2aTarget | Promise<A2aTarget>;
+  /** Where tasks are kept (default: a new A2aTaskStore, MAX_TASKS and MAX_TASK_JSON_CHARS). */
+  store?: A2aTaskStore | undefined;
+  /** Route options merged into each route (the manager: `config.scope` and `schema.response`). */
+  routeOptions?: ((op: A2aOperation) => Record<string, unknown>) | undefined;
+  /**
+   * An error the binding does not know (e.g. the manager's AppError from its auth hooks) as an
+   * A2aError, setting any header it needs on `reply`; undefined: the binding's own mapping.
+   */
+  mapError?: ((err: unknown, reply: FastifyReply) => A2aError | undefined) | undefined;
+}
+
 /**
  * Register the A2A HTTP+JSON routes on `app` (in their own plugin scope, with A2A error bodies):
  * POST /message:send, GET /tasks/{id}, GET /tasks, POST /tasks/{id}:cancel; and, answered with
@@ -217,27 +294,56 @@ export interface A2aOptions {
  * failure or timeout a FAILED one; the status message then holds `{error: {code, message}}`.
  */
 export function registerA2a(app: FastifyInstance, opts: A2aOptions): void {
-  const store = new TaskStore(MAX_TASKS, MAX_TASK_JSON_CHARS);
-  const text = textTool(opts.agent.tools);
+  const target: A2aTarget = { key: '', tools: opts.agent.tools, invokeTool: opts.invokeTool };
+  registerA2aRoutes(app, { target: () => target });
+}
 
-  async function run(task: Task, tool: string, params: unknown, cancel: AbortController): Promise<Task> {
+/** Task state and status message of a failed call (REJECTED for the caller's mistakes). */
+function failureOf(err: unknown): { code: string; message: string } {
+  if (err instanceof ContractError || err instanceof TaskFailure) return { code: err.code, message: err.message };
+  if (err instanceof A2aError) return { code: err.reason, message: err.message };
+  return { code: 'INTERNAL' satisfies ErrCode, message: 'internal error' };
+}
+
+/**
+ * The binding's routes over any targets (registerA2a: the agent itself; the manager: each agent
+ * under `/a2a/{slug}`, src/server/a2a-door.ts). Same routes, errors and task rules as registerA2a.
+ */
+export function registerA2aRoutes(app: FastifyInstance, opts: A2aRoutesOptions): void {
+  const store = opts.store ?? new A2aTaskStore();
+  const texts = new WeakMap<CardSource['tools'], ReturnType<typeof textTool> | null>();
+  const textOf = (tools: CardSource['tools']) => {
+    let t = texts.get(tools);
+    if (t === undefined) texts.set(tools, (t = textTool(tools) ?? null));
+    return t ?? undefined;
+  };
+  const routeOpts = (op: A2aOperation) => opts.routeOptions?.(op) ?? {};
+
+  /**
+   * Run the call and settle the task. An A2aError (nothing ran) is rethrown when the caller waits
+   * (`rethrow`): the request answers it and the task is forgotten.
+   */
+  async function run(task: Task, target: A2aTarget, tool: string, params: unknown, cancel: AbortController, rethrow: boolean): Promise<Task> {
     const update = (changes: Partial<Task>): Task => {
-      const current = store.get(task.id)?.task ?? task;
+      const current = store.get(task.id, target.key)?.task ?? task;
       // a task canceled meanwhile keeps its terminal state
       if (TERMINAL.has(current.status.state)) return current;
       const next = { ...current, ...changes };
-      store.put(next);
+      store.put(next, target.key);
       return next;
     };
     try {
-      const result = (await opts.invokeTool(tool, params, { signal: cancel.signal })).value();
+      const result = (await target.invokeTool(tool, params, { signal: cancel.signal })).value();
       return update({
         status: { state: 'TASK_STATE_COMPLETED', timestamp: new Date().toISOString() },
         artifacts: [{ artifactId: randomUUID(), name: tool, parts: [{ data: result, mediaType: 'application/json' }] }],
       });
     } catch (err) {
-      const code: ErrCode = err instanceof ContractError ? err.code : 'INTERNAL';
-      const message = err instanceof ContractError ? err.message : 'internal error';
+      if (rethrow && err instanceof A2aError && !TERMINAL.has(store.get(task.id, target.key)?.task.status.state ?? 'TASK_STATE_WORKING')) {
+        store.delete(task.id);
+        throw err;
+      }
+      const { code, message } = failureOf(err);
       const state: TaskState = code === 'TOOL_NOT_FOUND' || code === 'INVALID_PARAMETERS' ? 'TASK_STATE_REJECTED' : 'TASK_STATE_FAILED';
       return update({
         status: {
@@ -269,7 +375,9 @@ export function registerA2a(app: FastifyInstance, opts: A2aOptions): void {
     scope.addHook('onRequest', async (req) => checkVersion(req));
     scope.setErrorHandler((err: FastifyError | A2aError, req, reply) => {
       let e: A2aError;
+      const mapped = err instanceof A2aError ? undefined : opts.mapError?.(err, reply);
       if (err instanceof A2aError) e = err;
+      else if (mapped) e = mapped;
       else if (err.statusCode === 413) e = new A2aError(413, 'INVALID_ARGUMENT', 'PAYLOAD_TOO_LARGE', err.message, AGENT_DOMAIN);
       else if (err.statusCode === 415) e = new A2aError(400, 'INVALID_ARGUMENT', 'CONTENT_TYPE_NOT_SUPPORTED', `${err.message}; send application/a2a+json`);
       else if (err.statusCode && err.statusCode < 500) e = invalid(err.message);
@@ -277,20 +385,22 @@ export function registerA2a(app: FastifyInstance, opts: A2aOptions): void {
         req.log.error({ err }, 'unhandled error');
         e = new A2aError(500, 'INTERNAL', 'INTERNAL', 'internal error', AGENT_DOMAIN);
       }
+      if (e.retryAfterS !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(e.retryAfterS))));
       return send(reply.code(e.httpStatus), e.body());
     });
 
-    scope.post('/message::send', async (req, reply) => {
+    scope.post('/message::send', routeOpts('send'), async (req, reply) => {
       const message = messageOf(req.body);
       const config = ((req.body as { configuration?: unknown }).configuration ?? {}) as { returnImmediately?: unknown; historyLength?: unknown };
       const historyLength = intParam(config.historyLength, 'configuration.historyLength', 0, 2 ** 31 - 1);
+      const target = await opts.target(req);
       if (message.taskId) {
         // one message per task: every task ends with its tool call, so none takes a follow-up
-        const prev = store.get(message.taskId);
+        const prev = store.get(message.taskId, target.key);
         if (!prev) throw taskNotFound(message.taskId);
         throw unsupported(`task '${message.taskId}' is ${prev.task.status.state}; send a new message without taskId`);
       }
-      const { tool, params } = callOf(message, text);
+      const { tool, params } = callOf(message, textOf(target.tools));
       const id = randomUUID();
       const contextId = message.contextId || randomUUID();
       const task: Task = {
@@ -301,36 +411,39 @@ export function registerA2a(app: FastifyInstance, opts: A2aOptions): void {
         metadata: { tool_name: tool },
       };
       const cancel = new AbortController();
-      store.put(task, cancel, true);
-      const done = run(task, tool, params, cancel);
-      const answer = config.returnImmediately === true ? task : await done;
+      store.put(task, target.key, cancel, true);
+      const immediate = config.returnImmediately === true;
+      const done = run(task, target, tool, params, cancel, !immediate);
+      const answer = immediate ? task : await done;
       return send(reply, { task: view(answer, { historyLength }) });
     });
 
-    scope.get<{ Params: { id: string }; Querystring: Record<string, string> }>('/tasks/:id', async (req, reply) => {
+    scope.get<{ Params: { id: string }; Querystring: Record<string, string> }>('/tasks/:id', routeOpts('get'), async (req, reply) => {
       if (req.params.id.endsWith(':subscribe')) throw unsupported('this agent does not support streaming (SubscribeToTask)');
-      const entry = store.get(req.params.id);
+      const { key } = await opts.target(req);
+      const entry = store.get(req.params.id, key);
       if (!entry) throw taskNotFound(req.params.id);
       const historyLength = intParam(req.query.historyLength, 'historyLength', 0, 2 ** 31 - 1);
       return send(reply, view(entry.task, { historyLength }));
     });
 
-    scope.post<{ Params: { id: string } }>('/tasks/:id', async (req, reply) => {
+    scope.post<{ Params: { id: string } }>('/tasks/:id', routeOpts('cancel'), async (req, reply) => {
       const [id, verb] = splitVerb(req.params.id);
       if (verb === 'subscribe') throw unsupported('this agent does not support streaming (SubscribeToTask)');
       if (verb !== 'cancel') return reply.callNotFound();
-      const entry = store.get(id);
+      const { key } = await opts.target(req);
+      const entry = store.get(id, key);
       if (!entry) throw taskNotFound(id);
       if (TERMINAL.has(entry.task.status.state)) {
         throw new A2aError(400, 'FAILED_PRECONDITION', 'TASK_NOT_CANCELABLE', `task '${id}' is ${entry.task.status.state} and cannot be canceled`);
       }
       const canceled: Task = { ...entry.task, status: { state: 'TASK_STATE_CANCELED', timestamp: new Date().toISOString() } };
-      store.put(canceled);
+      store.put(canceled, key);
       entry.cancel?.abort();
       return send(reply, canceled);
     });
 
-    scope.get<{ Querystring: Record<string, string> }>('/tasks', async (req, reply) => {
+    scope.get<{ Querystring: Record<string, string> }>('/tasks', routeOpts('list'), async (req, reply) => {
       const q = req.query;
       const pageSize = intParam(q.pageSize, 'pageSize', PAGE_SIZE.min, PAGE_SIZE.max) ?? PAGE_SIZE.default;
       const historyLength = intParam(q.historyLength, 'historyLength', 0, 2 ** 31 - 1);
@@ -344,7 +457,8 @@ export function registerA2a(app: FastifyInstance, opts: A2aOptions): void {
         before = Number(Buffer.from(q.pageToken, 'base64url').toString('utf8'));
         if (!Number.isSafeInteger(before) || before <= 0) throw invalid('pageToken is not one this agent gave');
       }
-      const matching = [...store.newestFirst()].filter(
+      const { key } = await opts.target(req);
+      const matching = [...store.newestFirst(key)].filter(
         ({ task }) =>
           (!q.contextId || task.contextId === q.contextId) &&
           (!q.status || task.status.state === q.status) &&
@@ -361,14 +475,14 @@ export function registerA2a(app: FastifyInstance, opts: A2aOptions): void {
       });
     });
 
-    scope.post('/message::stream', async () => {
+    scope.post('/message::stream', routeOpts('unsupported'), async () => {
       throw unsupported('this agent does not support streaming (SendStreamingMessage); use POST /message:send');
     });
-    scope.get('/extendedAgentCard', async () => {
+    scope.get('/extendedAgentCard', routeOpts('unsupported'), async () => {
       throw unsupported('this agent has no extended agent card');
     });
     for (const path of ['/tasks/:id/pushNotificationConfigs', '/tasks/:id/pushNotificationConfigs/:configId']) {
-      scope.route({ method: ['GET', 'POST', 'DELETE'], url: path, handler: async () => Promise.reject(pushUnsupported()) });
+      scope.route({ ...routeOpts('unsupported'), method: ['GET', 'POST', 'DELETE'], url: path, handler: async () => Promise.reject(pushUnsupported()) });
     }
   });
 }

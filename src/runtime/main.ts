@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -44,10 +45,12 @@ export async function runAgent(modulePath: string): Promise<void> {
     ...(bodyLimitBytes ? { bodyLimitBytes } : {}),
     tools: { modulePath, ...(maxResultBytes ? { maxResultBytes } : {}), ...(workerMemoryMiB ? { workerMemoryMiB } : {}) },
   });
+  // hooks must be added before listen (Fastify refuses them after): the link comes once it listens
+  let link: ManagerLink | undefined;
+  app.addHook('onClose', async () => link?.close());
   await app.listen({ port, host: '0.0.0.0' });
   app.log.info({ agent: agent.name, version: agent.version, tools: agent.tools.map((t) => t.name) }, 'agent ready');
-  const link = linkFromEnv(agent, invoker!, app.log);
-  if (link) app.addHook('onClose', async () => link.close());
+  link = linkFromEnv(agent, invoker!, app.log);
   let closing = false;
   const stop = (signal: string) => {
     if (closing) return;
@@ -75,8 +78,26 @@ export async function toolCallCounts(metrics: MetricsRegistry): Promise<Record<s
 }
 
 /**
- * The manager link of an agent (connect.ts) when NEXUS_MANAGER_URL and NEXUS_AGENT_TOKEN are both
- * set, else undefined. Also read: NEXUS_AGENT_ID (default the agent's name), NEXUS_AGENT_SITE
+ * The agent's connection token: NEXUS_AGENT_TOKEN, else the first line of the file named by
+ * NEXUS_AGENT_TOKEN_FILE (what the fleet mounts read-only at /run/secrets/nexus-agent-token, so
+ * the token is not in the container's environment). undefined when neither gives one; an
+ * unreadable file is reported through `log.warn` (naming the file, never a token).
+ */
+export function agentTokenFromEnv(env: NodeJS.ProcessEnv, log: ManagerLinkLog): string | undefined {
+  if (env.NEXUS_AGENT_TOKEN) return env.NEXUS_AGENT_TOKEN;
+  const file = env.NEXUS_AGENT_TOKEN_FILE;
+  if (!file) return undefined;
+  try {
+    return readFileSync(file, 'utf8').split('\n')[0]!.trim() || undefined;
+  } catch (err) {
+    log.warn({ file, code: (err as NodeJS.ErrnoException).code }, 'cannot read NEXUS_AGENT_TOKEN_FILE; not connecting to the manager');
+    return undefined;
+  }
+}
+
+/**
+ * The manager link of an agent (connect.ts) when NEXUS_MANAGER_URL and a token (NEXUS_AGENT_TOKEN
+ * or NEXUS_AGENT_TOKEN_FILE, see agentTokenFromEnv) are both set, else undefined. Also read: NEXUS_AGENT_ID (default the agent's name), NEXUS_AGENT_SITE
  * (default the hostname), NEXUS_RECONNECT_INTERVAL_MS (first backoff, default 1000),
  * NEXUS_MAX_RECONNECT_ATTEMPTS (0 = forever, the default), NEXUS_TELEMETRY_INTERVAL_S (default:
  * the welcome's heartbeat interval).
@@ -89,8 +110,9 @@ export function linkFromEnv(
   env: NodeJS.ProcessEnv = process.env,
 ): ManagerLink | undefined {
   const url = env.NEXUS_MANAGER_URL;
-  const token = env.NEXUS_AGENT_TOKEN;
-  if (!url || !token) return undefined;
+  if (!url) return undefined;
+  const token = agentTokenFromEnv(env, log);
+  if (!token) return undefined;
   const reconnectIntervalMs = envInt('NEXUS_RECONNECT_INTERVAL_MS', 10, env);
   const maxReconnectAttempts = envInt('NEXUS_MAX_RECONNECT_ATTEMPTS', 0, env);
   const telemetryIntervalS = envInt('NEXUS_TELEMETRY_INTERVAL_S', 1, env);

@@ -154,7 +154,17 @@ export async function buildServer(agent: AgentDefinition, opts: ServerOptions = 
       const { tool_name: name, parameters = {} } = req.body;
       // drop the request's hold on the parsed body while the call waits for its worker
       (req as { body: unknown }).body = undefined;
-      const result = await invokeTool(name, parameters);
+      // a caller that closes its connection before the answer withdraws the call (nginx's 499): the
+      // tool's signal aborts and its worker is freed (a gateway call canceled or past its budget)
+      const caller = new AbortController();
+      const onClose = () => void (reply.raw.writableFinished || caller.abort());
+      reply.raw.once('close', onClose);
+      let result;
+      try {
+        result = await invokeTool(name, parameters, { signal: caller.signal });
+      } finally {
+        reply.raw.off('close', onClose);
+      }
       // the result is JSON text already (bounded in size): no parse and second serialisation here
       return reply.type('application/json; charset=utf-8').send(`{"result":${result.json}}`);
     },

@@ -106,7 +106,7 @@ async function recordOf(ctx: ManagerContext, name: string): Promise<AgentRecord>
 
 async function runUseCase<R>(ctx: ManagerContext, name: UseCaseName, input: Record<string, unknown>): Promise<R> {
   const uc = useCase(name)!;
-  const parsed = uc.input.safeParse(input);
+  const parsed = uc.input().safeParse(input);
   if (!parsed.success) throw new AppError('BAD_REQUEST', `invalid ${name} input: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
   try {
     return (await uc.run(parsed.data, ctx.fleet.deps, { out: new Writable({ write: (_c, _e, cb) => cb() }), env: ctx.env })) as R;

@@ -154,7 +154,7 @@ const Figures = Type.Object(
 /** Run use case `name` of the table with `input` (validated by its zod schema) on the manager's fleet. */
 async function run<R>(ctx: ManagerContext, name: UseCaseName, input: Record<string, unknown>, io: { out?: NodeJS.WritableStream; signal?: AbortSignal } = {}): Promise<R> {
   const uc = useCase(name)!;
-  const parsed = uc.input.safeParse(input);
+  const parsed = uc.input().safeParse(input);
   if (!parsed.success) throw new AppError('BAD_REQUEST', `invalid ${name} input: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
   try {
     return (await uc.run(parsed.data, ctx.fleet.deps, { out: io.out ?? discard(), signal: io.signal, env: ctx.env })) as R;

@@ -6,8 +6,15 @@
  * else, for `execute`, over HTTP through the gateway when a replica is in rotation; else the target
  * waits (in memory) for the agent to connect and is sent then, or ends `expired` when the
  * command's `ttl_s` passes first. A connection lost before the result came back puts the target
- * back to waiting. Commands live in memory only (at most MAX_COMMANDS, the oldest finished ones
- * dropped first): a manager restart forgets them.
+ * back to waiting.
+ *
+ * Durability: with a store (command-store.ts; the manager's is `.nexus/commands.db`) every
+ * command, target change and result is written through, so a manager restart (SIGKILL included)
+ * reloads the commands still open: their targets wait for the agents to reconnect, or end
+ * `expired` at the original `expires_at`. A target that was `sent` when the manager died gets
+ * sent again once its agent is back (at-least-once: the agent may see it twice; the first answer
+ * died with the manager). Memory holds at most MAX_COMMANDS (the oldest finished ones dropped
+ * first); the store keeps the newest STORED_FINISHED finished ones, readable by id.
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
@@ -20,6 +27,7 @@ import type { AgentRecord } from '../registry/registry.js';
 import type { AgentConnections, AgentReply } from './connections.js';
 import type { StreamEventInput } from './events-bus.js';
 import type { ExecuteRequest, ExecuteResult } from './gateway/gateway.js';
+import type { CommandStore } from './command-store.js';
 import { ErrorBody, withErrors } from './schemas.js';
 
 export const COMMAND_VERBS = ['execute', 'get_system_info', 'get_telemetry'] as const;
@@ -28,6 +36,8 @@ const PRIORITIES = ['high', 'normal', 'low'] as const;
 type Priority = (typeof PRIORITIES)[number];
 /** Commands kept in memory at most; past it the oldest finished one is dropped. */
 export const MAX_COMMANDS = 1000;
+/** Finished commands the store keeps (the oldest beyond it are deleted). */
+export const STORED_FINISHED = 10_000;
 /** Default and largest time a command waits for offline targets, seconds. */
 export const DEFAULT_TTL_S = 60;
 export const MAX_TTL_S = 3600;
@@ -104,6 +114,10 @@ export interface CommandCenterDeps {
   execute: (agent: string, req: ExecuteRequest) => Promise<ExecuteResult>;
   publish: (ev: StreamEventInput) => void;
   clock: Clock;
+  /** Where commands are written through (see the module docstring); none: memory only. */
+  store?: CommandStore | undefined;
+  /** Told when a store write fails (the command goes on in memory). */
+  onStoreError?: ((err: unknown) => void) | undefined;
 }
 
 interface Entry {
@@ -126,6 +140,54 @@ export class CommandCenter {
 
   constructor(private readonly deps: CommandCenterDeps) {
     this.unlisten = deps.connections.onOnline((slug) => this.flush(slug));
+    if (deps.store) this.restore(deps.store);
+  }
+
+  /**
+   * Reload the open commands of a previous run: `sent` targets go back to `waiting` (their answer
+   * was lost with the old manager), expiry timers are re-armed for what is left of each command's
+   * ttl (an overdue one expires now). `start()` then delivers the waiting targets.
+   */
+  private restore(store: CommandStore): void {
+    this.seq = store.maxSeq();
+    const now = this.deps.clock.now();
+    for (const c of store.loadOpen()) {
+      const entry: Entry = { view: c.view, args: c.args, seq: c.seq, timer: setTimeout(() => this.expire(entry), Math.max(0, Date.parse(c.view.expires_at) - now)) };
+      entry.timer.unref();
+      for (const t of c.view.targets) {
+        if (t.status !== 'sent') continue;
+        t.status = 'waiting';
+        t.via = undefined;
+        t.connection_id = undefined;
+        t.sent_at = undefined;
+        this.save(entry, t);
+      }
+      this.commands.set(c.view.command_id, entry);
+      this.refresh(entry);
+    }
+  }
+
+  /**
+   * Deliver the targets restored from the store (high priority first, then oldest first): over a
+   * connection when their agent is back, through the gateway for `execute`, else they keep
+   * waiting. Call once the gateway is built (createManager does).
+   */
+  start(): void {
+    for (const e of [...this.commands.values()].sort((a, b) => RANK[a.view.priority] - RANK[b.view.priority] || a.seq - b.seq)) {
+      for (const t of e.view.targets) void this.deliver(e, t);
+    }
+  }
+
+  /** Write a target (and the command's status) through to the store; a failed write is reported, not thrown. */
+  private save(entry: Entry, t?: CommandTarget): void {
+    const store = this.deps.store;
+    if (!store) return;
+    try {
+      if (t) store.saveTarget(entry.view.command_id, t);
+      store.saveStatus(entry.view.command_id, entry.view.status);
+    } catch (err) {
+      this.deps.onStoreError?.(err);
+    }
   }
 
   /**
@@ -173,7 +235,10 @@ export class CommandCenter {
       expires_at: new Date(now + ttlS * 1000).toISOString(),
       targets: slugs.map((agent) => ({ agent, status: 'waiting' })),
     };
-    const entry: Entry = { view, args, seq: ++this.seq, timer: setTimeout(() => this.expire(entry), ttlS * 1000) };
+    const seq = ++this.seq;
+    // written before anything is sent: a 202 means the command survives a manager restart
+    this.deps.store?.insert({ view, args, seq });
+    const entry: Entry = { view, args, seq, timer: setTimeout(() => this.expire(entry), ttlS * 1000) };
     entry.timer.unref();
     this.commands.set(view.command_id, entry);
     this.prune();
@@ -182,11 +247,13 @@ export class CommandCenter {
     return structuredClone(view);
   }
 
-  /** A command's current view. @throws AppError COMMAND_NOT_FOUND. */
+  /** A command's current view (from memory, else the store). @throws AppError COMMAND_NOT_FOUND. */
   get(id: string): CommandView {
     const e = this.commands.get(id);
-    if (!e) throw new AppError('COMMAND_NOT_FOUND', `no command '${id}'`, { hint: 'commands are kept in memory: a manager restart forgets them' });
-    return structuredClone(e.view);
+    if (e) return structuredClone(e.view);
+    const stored = this.deps.store?.get(id);
+    if (stored) return stored.view;
+    throw new AppError('COMMAND_NOT_FOUND', `no command '${id}'`, { hint: this.deps.store ? `the newest ${STORED_FINISHED} finished commands are kept` : 'commands are kept in memory: a manager restart forgets them' });
   }
 
   /** Stop the expiry timers (the app closes). Targets still waiting stay `waiting`. */
@@ -203,7 +270,7 @@ export class CommandCenter {
       t.via = 'connection';
       t.connection_id = conn.id;
       t.sent_at = isoNow(this.deps.clock);
-      this.refresh(entry);
+      this.refresh(entry, t);
       let reply: AgentReply | undefined;
       try {
         reply = await this.deps.connections.request(t.agent, `${entry.view.command_id}:${t.agent}`, entry.view.verb, entry.args);
@@ -214,7 +281,7 @@ export class CommandCenter {
       if (!reply) {
         // the connection ended first: wait for the next one (or the expiry)
         t.status = 'waiting';
-        this.refresh(entry);
+        this.refresh(entry, t);
         return;
       }
       return this.finish(entry, t, reply.ok ? { ok: true, result: reply.result } : { ok: false, error: reply.error });
@@ -223,6 +290,7 @@ export class CommandCenter {
     t.status = 'sent';
     t.via = 'gateway';
     t.sent_at = isoNow(this.deps.clock);
+    this.refresh(entry, t);
     try {
       const r = await this.deps.execute(t.agent, { tool_name: entry.args.tool_name as string, parameters: (entry.args.parameters as Record<string, unknown> | undefined) ?? {} });
       if (t.status !== 'sent') return;
@@ -236,7 +304,7 @@ export class CommandCenter {
         t.status = 'waiting';
         t.via = undefined;
         t.sent_at = undefined;
-        this.refresh(entry);
+        this.refresh(entry, t);
         return;
       }
       this.finish(entry, t, { ok: false, error: { code: err instanceof AppError ? err.code : 'AGENT_CALL_FAILED', message: messageOf(err) } });
@@ -256,7 +324,7 @@ export class CommandCenter {
     if (r.ok) t.result = r.result;
     else t.error = r.error;
     t.finished_at = isoNow(this.deps.clock);
-    this.refresh(entry);
+    this.refresh(entry, t);
   }
 
   private expire(entry: Entry): void {
@@ -266,12 +334,13 @@ export class CommandCenter {
       t.status = 'expired';
       t.error = { code: 'COMMAND_EXPIRED', message: `agent ${t.agent} ${what} before the command expired (${entry.view.expires_at})` };
       t.finished_at = isoNow(this.deps.clock);
+      this.save(entry, t);
     }
     this.refresh(entry);
   }
 
-  /** Recompute the command's status from its targets; publish when it ends. */
-  private refresh(entry: Entry): void {
+  /** Recompute the command's status from its targets (write `t`, the target that changed, and the status through); publish when it ends. */
+  private refresh(entry: Entry, t?: CommandTarget): void {
     const before = entry.view.status;
     const ts = entry.view.targets.map((t) => t.status);
     const open = ts.some((s) => s === 'waiting' || s === 'sent');
@@ -282,6 +351,7 @@ export class CommandCenter {
     else if (ts.every((s) => s === 'failed' || s === 'expired')) status = 'failed';
     else status = 'partial';
     entry.view.status = status;
+    if (t || status !== before) this.save(entry, t);
     if (!open) clearTimeout(entry.timer);
     if (status !== before && !open) this.publish(entry, `command.${status}`);
   }
@@ -292,6 +362,13 @@ export class CommandCenter {
   }
 
   private prune(): void {
+    if (this.deps.store && this.seq % 100 === 0) {
+      try {
+        this.deps.store.prune(STORED_FINISHED);
+      } catch (err) {
+        this.deps.onStoreError?.(err);
+      }
+    }
     if (this.commands.size <= MAX_COMMANDS) return;
     for (const [id, e] of this.commands) {
       if (this.commands.size <= MAX_COMMANDS) break;

@@ -22,7 +22,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { WebSocket } from 'ws';
-import { z } from 'zod';
+import * as z from 'zod';
 import { isoNow, type Clock } from '../clock.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { agentTokenMatches, revokeAgentToken, rotateAgentToken } from '../fleet/agent-tokens.js';

@@ -7,18 +7,24 @@ import { findRecord, observedRotation, SnapshotCache, type RotationSource } from
 import { agentsPlugin } from './agents.js';
 import { agentRecordsPlugin } from './agent-records.js';
 import { commandRoutes, CommandCenter } from './commands.js';
+import { commandStoreFile, SqliteCommandStore, type CommandStore } from './command-store.js';
+import { messageOf } from '../errors.js';
+import { logger } from '../log.js';
 import { agentSocketRoute, AgentConnections, connectionRoutes, recordLookup } from './connections.js';
 import { agentsDirectoryPlugin } from './agents-directory.js';
+import { A2aDoor, a2aCardPlugin, a2aDoorPlugin, type A2aDoorOptions } from './a2a-door.js';
 import { McpDoor, mcpDoorPlugin, type McpDoorOptions } from './mcp-door.js';
 import { dashboardApi, dashboardAssets } from './dashboard.js';
 import { buildServer, type ManagerApp, type ManagerPlugin, type ServerDeps } from './app.js';
 import { EventBus, fleetStreamEvent, startMetricsProducer, taskStreamEvent, type StreamEventInput } from './events-bus.js';
 import { Gateway, type GatewayAgent, type GatewayOptions } from './gateway/gateway.js';
-import { serveManager } from './serve.js';
+import { isLoopbackHost, serveManager } from './serve.js';
 import { superviseManager } from './supervisor.js';
 import { streamRoutes } from './streams.js';
 import { GatewayFigures } from './gateway/figures.js';
 import { createTasks, type DispatcherOptions, type RunningTasks } from '../tasks/index.js';
+
+const storeLog = logger('commands');
 
 /**
  * What the manager's domain plugins (agents, tasks, streams, dashboard) and the supervisor share.
@@ -99,8 +105,12 @@ export interface CreateManagerOptions {
    * ms a socket has to send its HELLO (10,000).
    */
   connections?: { heartbeatIntervalS?: number | undefined; missedHeartbeats?: number | undefined; helloTimeoutMs?: number | undefined } | undefined;
+  /** Commands: the store they are written through (default `<workspace>/.nexus/commands.db`, command-store.ts). */
+  commands?: { store?: CommandStore | undefined } | undefined;
   /** The MCP door at /mcp (sessions bounded and expiring, tool-list polling); src/server/mcp-door.ts. */
   mcp?: McpDoorOptions | undefined;
+  /** The A2A door under /a2a/{slug} (its task store's bounds); src/server/a2a-door.ts. */
+  a2a?: A2aDoorOptions | undefined;
   /** Where the dashboard's built assets are (default dist/dashboard, see src/server/dashboard.ts). */
   dashboardDir?: string | undefined;
   /** The supervisor (see ManagerSupervisor); none by default. */
@@ -122,6 +132,8 @@ export interface Manager {
   commands: CommandCenter;
   /** The MCP door (`/mcp`): its sessions and tool list. */
   door: McpDoor;
+  /** The A2A door (`/a2a/{slug}`): its task store. */
+  a2a: A2aDoor;
   /** Close the app (in-flight requests finish), then the supervisor, the gateway's pools, the fleet. Idempotent. */
   close(): Promise<void>;
 }
@@ -190,23 +202,38 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
     missedHeartbeats: opts.connections?.missedHeartbeats,
     helloTimeoutMs: opts.connections?.helloTimeoutMs,
   });
+  let commandStore: CommandStore;
+  try {
+    commandStore = opts.commands?.store ?? new SqliteCommandStore(commandStoreFile(opts.config.workspace));
+  } catch (err) {
+    await tasks.close().catch(() => undefined);
+    connections.close();
+    metricsProducer.stop();
+    await fleet.close();
+    throw err;
+  }
   const commands = new CommandCenter({
     connections,
     records: async () => (await snapshot.get()).records,
     execute: (agent, req) => ctx.gateway.executeViaGateway(agent, req),
     publish,
     clock,
+    store: commandStore,
+    onStoreError: (err) => storeLog.error({ err: messageOf(err) }, 'command store write failed'),
   });
 
   const door = new McpDoor(ctx, opts.mcp);
+  const a2a = new A2aDoor(ctx, opts.a2a);
   let torn = false;
   const teardown = async () => {
     if (torn) return;
     torn = true;
     await door.close();
+    a2a.close();
     await tasks.close().catch(() => undefined);
     connections.close();
     commands.close();
+    commandStore.close();
     await supervisor?.close().catch(() => undefined);
     await gateway?.close();
     metricsProducer.stop();
@@ -227,8 +254,8 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
       log: opts.log,
       plugins: {
         api: [agentsPlugin(ctx), tasks.plugin, streamRoutes({ bus: events, ...(opts.streamHeartbeatMs ? { heartbeatMs: opts.streamHeartbeatMs } : {}) }), dashboardApi(ctx), agentRecordsPlugin(ctx), commandRoutes(commands), connectionRoutes(connections, { fleet: () => fleet.deps, invalidate: () => snapshot.invalidate() }), ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
-        root: [shutdown, dashboardAssets(opts.dashboardDir), agentSocketRoute(connections), ...(opts.plugins?.root ?? []).map((f) => f(ctx))],
-        protectedRoot: [mcpDoorPlugin(door), agentsDirectoryPlugin(ctx)],
+        root: [shutdown, dashboardAssets(opts.dashboardDir), agentSocketRoute(connections), a2aCardPlugin(ctx), ...(opts.plugins?.root ?? []).map((f) => f(ctx))],
+        protectedRoot: [mcpDoorPlugin(door), agentsDirectoryPlugin(ctx), a2aDoorPlugin(a2a)],
       },
     });
   } catch (err) {
@@ -245,7 +272,8 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
     throw err;
   }
   tasks.dispatcher.start();
-  return { app, fleet, gateway, events, context: ctx, tasks, door, connections, commands, close: () => app.close() };
+  commands.start();
+  return { app, fleet, gateway, events, context: ctx, tasks, door, a2a, connections, commands, close: () => app.close() };
 }
 
 /** Slugs of the agents whose record lists `capability` and that have a replica in rotation now. */
@@ -264,6 +292,17 @@ async function resolveAgent(ctx: ManagerContext, name: string): Promise<GatewayA
   if (!rec) return undefined;
   const views = await ctx.rotation.rotation(rec.slug);
   return { slug: rec.slug, replicas: views.filter((v) => v.url).map((v) => ({ id: v.id, url: v.url, inRotation: v.inRotation })) };
+}
+
+/**
+ * The manager URL `agent serve` gives the containers it starts when none is configured (pure):
+ * `http://<host>:<port>` for the address it listens on, unless that is loopback (127.0.0.0/8,
+ * `::1`, `localhost`), which a container on Linux cannot reach: then undefined. A wildcard host
+ * (0.0.0.0, ::) becomes host.docker.internal in the container (src/fleet/containers.ts).
+ */
+export function servedManagerUrl(listening: string): string | undefined {
+  const u = new URL(listening);
+  return isLoopbackHost(u.hostname) ? undefined : `${u.protocol}//${u.host}`;
 }
 
 /** What `agent serve` returns once the manager has stopped. */
@@ -297,6 +336,12 @@ export async function serveWorkspace(
     log: { level: 'info', stream: process.stderr },
     build: async (d) => (await createManager({ config: deps.config, env, engine: deps.engine, clock: deps.clock, bootstrapToken: d.bootstrapToken, log: d.log, supervisor: superviseManager() })).app,
   });
+  if (deps.config.manager.url === undefined) {
+    // containers this manager starts (start, restart, scale, the supervisor) dial it back
+    const url = servedManagerUrl(running.url);
+    if (url) deps.config.manager = { url };
+    else io.out.write(`agents' containers will not dial this manager: it listens on loopback only (set manager.url in nexus.yaml, or serve --host 0.0.0.0 with NEXUS_MANAGER_TOKEN)\n`);
+  }
   const stop = () => void running.close();
   if (io.signal?.aborted) stop();
   io.signal?.addEventListener('abort', stop, { once: true });

@@ -6,7 +6,7 @@
  * each; scale in only after `scale_in_cooldown_s` since the last scaling, to what the average over
  * the same window needs. Every decision carries its reason.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** `autoscale:` in an agent's manifest or nexus.yaml. */
 export const AutoscaleSchema = z

@@ -19,6 +19,11 @@ export type SupervisorEvent =
   | { type: 'restarted' | 'restored'; agent: string; replica?: string | undefined; at: number; reason: string }
   /** An agent that was down (no replica in rotation) has a replica in rotation again. */
   | { type: 'recovered'; agent: string; at: number; reason: string }
+  /**
+   * A rollout or rollback of the agent started (its marker appeared, src/fleet/rollout-lock.ts): the
+   * supervisor leaves it alone until `rollout_resume` (no restart, restore or autoscaling; probes go on).
+   */
+  | { type: 'rollout_hold' | 'rollout_resume'; agent: string; at: number; reason: string }
   /** An action of the supervisor did not work (it is retried per the restart policy). */
   | { type: 'action_failed'; agent: string; at: number; action: string; reason: string };
 

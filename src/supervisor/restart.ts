@@ -21,7 +21,7 @@
  * check_restart), NOT the restart count of the interval (Nomad's restart block): otherwise an agent
  * that passes one check after each restart and then hangs again would never reach `failed`.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** A policy as written in an agent's manifest or nexus.yaml (seconds), defaults Nomad-like. */
 export const RestartPolicySchema = z

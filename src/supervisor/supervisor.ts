@@ -17,10 +17,19 @@
  * - listings of registered agents follow health (unavailable while no replica is in rotation);
  * - autoscaling: per agent (autoscale-source.ts) the in-flight load from `loadOf` is sampled each
  *   tick and `decideScale` (autoscale.ts) decides; scaling goes through the fleet's scale use case.
+ * - rollouts: an agent whose rollout or rollback is in progress (a fresh marker under
+ *   .nexus/rollouts, src/fleet/rollout-lock.ts, held by whichever process runs it) is left alone:
+ *   its new replicas are in their grace period and its old ones are draining, which is neither a
+ *   fault to restart nor a desired state to restore nor load to scale for. Its replicas are still
+ *   probed (the rotation follows them), but failing checks neither request a restart nor fail the
+ *   agent, and no action starts; `rollout_hold` / `rollout_resume` events mark the span. After it,
+ *   a missing container again needs two ticks in a row, and the new primary (same name, new start
+ *   time) gets a new grace period.
  * Every decision is a SupervisorEvent with its reason; lifecycle events also go to the registry
  * history. Time goes through deps.clock.
  */
 import { workspaceLabels } from '../conventions.js';
+import { rolloutsInProgress } from '../fleet/rollout-lock.js';
 import { messageOf } from '../errors.js';
 import type { FleetDeps } from '../fleet/context.js';
 import { logger } from '../log.js';
@@ -55,6 +64,8 @@ export class Supervisor implements AsyncDisposable {
   private readonly absentBefore = new Set<string>();
   private readonly down = new Set<string>();
   private readonly failed = new Set<string>();
+  /** Agents whose rollout is in progress (markers seen at the last tick). */
+  private rolling = new Set<string>();
   /** Health events of the current probe round, handled after it. */
   private readonly probed: SupervisorEvent[] = [];
   private ticks = 0;
@@ -156,6 +167,7 @@ export class Supervisor implements AsyncDisposable {
   async tick(): Promise<void> {
     const first = this.ticks++ === 0;
     const seen = await this.observe();
+    await this.observeRollouts(seen);
     this.prober.setTargets(
       [...seen.values()].flatMap((s) =>
         this.failed.has(s.rec.slug) ? [] : s.containers.filter((c) => c.url && (c.details.state === 'running' || c.details.state === 'paused')).map((c): ProbeTarget => ({ agent: s.rec.slug, id: c.name, url: c.url!, startedAt: parseDate(c.details.startedAt) })),
@@ -168,8 +180,31 @@ export class Supervisor implements AsyncDisposable {
     for (const e of events) await this.onProbe(e, seen.get(e.agent)?.rec);
     for (const s of seen.values()) {
       if (this.busy.has(s.rec.slug)) continue;
+      if (this.rolling.has(s.rec.slug)) {
+        this.hold(s);
+        continue;
+      }
       this.act(s, first);
     }
+  }
+
+  /** Which agents are being rolled out now; a `rollout_hold` / `rollout_resume` event when that changes. */
+  private async observeRollouts(seen: Map<string, Seen>): Promise<void> {
+    const now = await rolloutsInProgress(this.deps.config.workspace);
+    const at = this.clock.now();
+    for (const slug of now) {
+      if (!this.rolling.has(slug) && seen.has(slug)) await this.rec.note({ type: 'rollout_hold', agent: slug, at, reason: 'a rollout is in progress: no restart, restore or scaling until it ends' });
+    }
+    for (const slug of this.rolling) {
+      if (!now.has(slug) && seen.has(slug)) await this.rec.note({ type: 'rollout_resume', agent: slug, at, reason: 'the rollout ended: supervising again' });
+    }
+    this.rolling = now;
+  }
+
+  /** An agent in a rollout: nothing is due for it afterwards from what was seen meanwhile. */
+  private hold(s: Seen): void {
+    this.absentBefore.delete(s.rec.slug);
+    for (const c of s.containers) this.restartDue.delete(c.name);
   }
 
   private async observe(): Promise<Map<string, Seen>> {
@@ -190,6 +225,11 @@ export class Supervisor implements AsyncDisposable {
   /** Health events: rotation, listings, record status, restart requests, giving up. */
   private async onProbe(e: SupervisorEvent, rec: AgentRecord | undefined): Promise<void> {
     const slug = e.agent;
+    if (this.rolling.has(slug) && (e.type === 'restart_requested' || e.type === 'failed')) {
+      // an old replica draining or a new one in its grace period: the rollout decides (it rolls back on its own)
+      log.debug({ agent: slug, type: e.type, reason: e.reason }, 'ignored during a rollout');
+      return;
+    }
     if (e.type === 'restart_requested') this.restartDue.set(e.replica, { at: e.at + e.delayMs, reason: e.reason });
     if (e.type === 'failed') {
       this.failed.add(slug);

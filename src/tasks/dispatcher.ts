@@ -20,6 +20,13 @@
  *   attempt, so a task that ran twice always shows it).
  * - Cancel: a queued task is cancelled in the store and never runs; a running one is marked and its
  *   gateway call aborted through its signal (here at once; in another instance at its next renew).
+ * - Group commit: the submits and completions of one event-loop turn (gathered until
+ *   setImmediate) go to the store as one `commit`, which also claims tasks for the slots free at
+ *   that point (the ones just submitted included): SQLite does the turn in one write transaction
+ *   instead of three per task. A submitter is answered only once its batch committed, so a 202
+ *   still means "durable". Commits and claim rounds never overlap (one lane), so the slots they
+ *   count are never claimed twice. A slot is free as soon as its call ended (the record of the
+ *   outcome follows in the next commit).
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -27,7 +34,7 @@ import { halfJitterGenerator } from 'cockatiel';
 import { systemClock, type Clock } from '../clock.js';
 import { AppError, isAppError, messageOf } from '../errors.js';
 import type { ExecuteOptions, ExecuteRequest, ExecuteResult } from '../server/gateway/gateway.js';
-import { attemptsInRun, NewTaskSchema, type NewTaskInput, type Outcome, type Task, type TaskStatus } from './model.js';
+import { attemptsInRun, NewTaskSchema, type ClaimFilter, type ClaimRequest, type CommitResult, type Completion, type NewTask, type NewTaskInput, type Outcome, type Task, type TaskStatus } from './model.js';
 import type { TaskStore } from './store.js';
 
 /** The part of the gateway the dispatcher uses (src/server/gateway/gateway.ts). */
@@ -69,6 +76,10 @@ export interface DispatcherOptions {
   onEvent?: (e: TaskEvent) => void;
 }
 
+/** Most tasks one claim takes (one write transaction), and most items one group commit writes. */
+const CLAIM_BATCH = 128;
+const COMMIT_BATCH = 512;
+
 /** The abort reason of a cancelled running task. */
 class CancelRequested extends Error {}
 /** The abort reason when another dispatcher took the task over. */
@@ -98,6 +109,19 @@ interface Running {
   task: Task;
   ctl: AbortController;
   agent?: string;
+  /** Its slot was given back (the call ended). */
+  freed?: boolean;
+}
+
+/** A submit or a completion waiting for the next group commit. */
+interface PendingSubmit {
+  input: NewTask;
+  resolve: (r: { task: Task; created: boolean }) => void;
+  reject: (err: unknown) => void;
+}
+interface PendingCompletion {
+  completion: Completion;
+  resolve: (t: Task | undefined) => void;
 }
 
 export class Dispatcher {
@@ -114,6 +138,12 @@ export class Dispatcher {
   private readonly knownCapabilities = new Set<string>();
   private readonly slotWaiters: (() => void)[] = [];
   private readonly inflight = new Set<Promise<void>>();
+  /** The next group commit's items (module docstring), and whether its turn is scheduled. */
+  private submits: PendingSubmit[] = [];
+  private completions: PendingCompletion[] = [];
+  private flushScheduled = false;
+  /** Commits and claim rounds run one at a time, in order. */
+  private lane: Promise<unknown> = Promise.resolve();
   private readonly totals = { succeeded: 0, failed: 0, dead: 0, cancelled: 0, retried: 0, lease_lost: 0, requeued_expired: 0 };
   private ticking: Promise<number> | undefined;
   private lastRequeue = -Infinity;
@@ -140,6 +170,68 @@ export class Dispatcher {
     };
   }
 
+  /** Run `fn` after everything already in the lane (commits and claim rounds never overlap). */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.lane.then(fn, fn);
+    this.lane = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Schedule the group commit of this turn (once per turn). */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      void this.serial(() => this.flush());
+    });
+  }
+
+  /**
+   * One group commit: the pending submits and completions, plus a claim for the free slots; then
+   * answer each caller and start what was claimed. When the store refuses the batch as a whole,
+   * each item is tried alone (one bad input fails only its own caller; a completion that still
+   * fails leaves its lease to expire: at-least-once).
+   */
+  private async flush(): Promise<void> {
+    const submits = this.submits.splice(0, COMMIT_BATCH);
+    const completions = this.completions.splice(0, COMMIT_BATCH);
+    if (this.submits.length > 0 || this.completions.length > 0) this.scheduleFlush();
+    if (submits.length === 0 && completions.length === 0) return;
+    // only a started dispatcher claims in its commits (before start() there may be no gateway yet)
+    const claim = this.loop ? await this.claimRequest() : undefined;
+    const now = this.clock.now();
+    let res: CommitResult;
+    try {
+      res = await this.store.commit({ submits: submits.map((s) => s.input), completions: completions.map((c) => c.completion), ...(claim ? { claim } : {}) }, now);
+    } catch {
+      await Promise.all([
+        ...submits.map((s) => this.store.submit(s.input, now).then((r) => {
+          if (r.created) this.emit(r.task);
+          s.resolve(r);
+        }, s.reject)),
+        ...completions.map(({ completion: c, resolve }) => this.store.complete(c.taskId, c.owner, c.outcome, now).then(resolve, () => resolve(undefined))),
+      ]);
+      this.wake();
+      return;
+    }
+    submits.forEach((s, i) => {
+      const r = res.submitted[i]!;
+      if (r.created) this.emit(r.task);
+      s.resolve(r);
+    });
+    completions.forEach((c, i) => c.resolve(res.completed[i]));
+    for (const task of res.claimed) this.run(task);
+    if (claim && res.claimed.length >= claim.max) this.wake(); // there may be more to claim
+  }
+
+  /** The claim of a commit or a round: as many tasks as there are free slots (none while stopping). */
+  private async claimRequest(): Promise<ClaimRequest | undefined> {
+    const max = Math.min(CLAIM_BATCH, this.opts.maxInFlight - this.running.size);
+    if (this.stopping || max < 1) return undefined;
+    return { owner: this.owner, leaseMs: this.opts.leaseMs, max, filter: await this.claimFilter() };
+  }
+
   /**
    * Validate and queue a task (the body of POST /tasks/submit); with a known `idempotency_key`
    * the existing task comes back with `created: false`.
@@ -151,9 +243,10 @@ export class Dispatcher {
       const i = parsed.error.issues[0]!;
       throw new AppError('BAD_REQUEST', `invalid task: ${i.path.join('.') || '(body)'} ${i.message}`, { hint: 'send {agent | capability, tool_name, parameters, priority?, idempotency_key?, timeout_ms?, max_attempts?}' });
     }
-    const out = await this.store.submit(parsed.data, this.clock.now());
-    if (out.created) this.emit(out.task);
-    this.wake();
+    const out = await new Promise<{ task: Task; created: boolean }>((resolve, reject) => {
+      this.submits.push({ input: parsed.data, resolve, reject });
+      this.scheduleFlush();
+    });
     return out;
   }
 
@@ -185,7 +278,7 @@ export class Dispatcher {
    * (their calls go on; `idle()` waits for them). Rounds never overlap.
    */
   tick(): Promise<number> {
-    this.ticking ??= this.round().finally(() => (this.ticking = undefined));
+    this.ticking ??= this.serial(() => this.round()).finally(() => (this.ticking = undefined));
     return this.ticking;
   }
 
@@ -197,29 +290,38 @@ export class Dispatcher {
       this.totals.requeued_expired += n;
     }
     let started = 0;
-    while (!this.stopping && this.running.size < this.opts.maxInFlight) {
-      const task = await this.store.claim(this.owner, this.opts.leaseMs, this.clock.now(), await this.claimFilter());
-      if (!task) break;
-      started++;
-      if (task.capability !== undefined) this.knownCapabilities.add(task.capability);
-      const ctl = new AbortController();
-      const entry: Running = { task, ctl, ...(task.agent !== undefined ? { agent: task.agent } : {}) };
-      this.running.set(task.task_id, entry);
-      if (task.agent !== undefined) this.take(task.agent);
-      this.emit(task);
-      const p = this.execute(entry).finally(() => {
-        this.inflight.delete(p);
-        this.running.delete(task.task_id);
-        if (entry.agent !== undefined) this.release(entry.agent);
-        this.wake();
-      });
-      this.inflight.add(p);
+    for (let claim = await this.claimRequest(); claim; claim = await this.claimRequest()) {
+      const tasks = await this.store.claimMany(claim.owner, claim.leaseMs, this.clock.now(), claim.max, claim.filter);
+      for (const task of tasks) this.run(task);
+      started += tasks.length;
+      if (tasks.length < claim.max) break; // nothing else runnable now (or every agent with work is full)
     }
     return started;
   }
 
-  private async claimFilter(): Promise<{ fullAgents: string[]; fullCapabilities: string[] }> {
-    const fullAgents = [...this.perAgent].filter(([, n]) => n >= this.opts.perAgentLimit).map(([a]) => a);
+  /** Start a claimed task's call. */
+  private run(task: Task): void {
+    if (task.capability !== undefined) this.knownCapabilities.add(task.capability);
+    const ctl = new AbortController();
+    const entry: Running = { task, ctl, ...(task.agent !== undefined ? { agent: task.agent } : {}) };
+    this.running.set(task.task_id, entry);
+    if (task.agent !== undefined) this.take(task.agent);
+    this.emit(task);
+    const p = this.execute(entry).finally(() => {
+      this.inflight.delete(p);
+      this.free(entry);
+    });
+    this.inflight.add(p);
+  }
+
+  /** Full agents and capabilities, and the room of the agents with tasks in flight. */
+  private async claimFilter(): Promise<Required<Omit<ClaimFilter, 'agentRoom'>> & { agentRoom: Record<string, number> }> {
+    const fullAgents: string[] = [];
+    const agentRoom: Record<string, number> = {};
+    for (const [a, n] of this.perAgent) {
+      agentRoom[a] = Math.max(0, this.opts.perAgentLimit - n);
+      if (n >= this.opts.perAgentLimit) fullAgents.push(a);
+    }
     const fullCapabilities: string[] = [];
     if (fullAgents.length > 0) {
       for (const cap of this.knownCapabilities) {
@@ -227,7 +329,15 @@ export class Dispatcher {
         if (agents.length > 0 && agents.every((a) => fullAgents.includes(a))) fullCapabilities.push(cap);
       }
     }
-    return { fullAgents, fullCapabilities };
+    return { fullAgents, fullCapabilities, agentRoom, perAgentRoom: this.opts.perAgentLimit };
+  }
+
+  /** Give a running task's slot back (once). */
+  private free(entry: Running): void {
+    if (entry.freed) return;
+    entry.freed = true;
+    this.running.delete(entry.task.task_id);
+    if (entry.agent !== undefined) this.release(entry.agent);
   }
 
   private take(agent: string): void {
@@ -241,13 +351,20 @@ export class Dispatcher {
     this.slotWaiters.splice(0).forEach((w) => w());
   }
 
-  /** The least-busy healthy agent with `capability` that has a free slot, waiting for one if all are full. */
+  /**
+   * The least-busy healthy agent with `capability` that has a free slot, waiting for one if all are
+   * full; its slot is taken before this returns (in the same turn as the choice, so tasks claimed
+   * together spread over the agents).
+   */
   private async agentFor(capability: string, signal: AbortSignal): Promise<string> {
     for (;;) {
       const agents = await this.resolveCapability(capability);
       if (agents.length === 0) throw new AppError('AGENT_UNAVAILABLE', `no healthy agent has capability '${capability}'`, { hint: 'start an agent with that capability' });
       const best = [...agents].sort((a, b) => (this.perAgent.get(a) ?? 0) - (this.perAgent.get(b) ?? 0))[0]!;
-      if ((this.perAgent.get(best) ?? 0) < this.opts.perAgentLimit) return best;
+      if ((this.perAgent.get(best) ?? 0) < this.opts.perAgentLimit) {
+        this.take(best);
+        return best;
+      }
       await new Promise<void>((resolve, reject) => {
         this.slotWaiters.push(resolve);
         signal.addEventListener('abort', () => reject(signal.reason), { once: true });
@@ -272,7 +389,6 @@ export class Dispatcher {
       if (task.cancel_requested) throw new CancelRequested('cancelled while running');
       if (entry.agent === undefined) {
         entry.agent = await this.agentFor(task.capability!, ctl.signal);
-        this.take(entry.agent);
       }
       result = await this.gateway.executeViaGateway(entry.agent, { tool_name: task.tool_name, parameters: task.parameters }, {
         signal: ctl.signal,
@@ -282,13 +398,18 @@ export class Dispatcher {
       error = ctl.signal.aborted ? ctl.signal.reason : err;
     } finally {
       clearInterval(renew);
+      this.free(entry); // the call is over: its slot is free for the next claim
     }
     if (error instanceof LeaseLost) {
       this.totals.lease_lost++;
+      this.wake(); // no commit follows to claim for the freed slot
       return;
     }
     const outcome = this.outcomeOf(task, entry.agent, result, error);
-    const done = await this.store.complete(task.task_id, this.owner, outcome, this.clock.now()).catch(() => undefined);
+    const done = await new Promise<Task | undefined>((resolve) => {
+      this.completions.push({ completion: { taskId: task.task_id, owner: this.owner, outcome }, resolve });
+      this.scheduleFlush();
+    });
     if (!done) {
       this.totals.lease_lost++;
       return;

@@ -9,10 +9,12 @@
  *     |                 |  --cancel--> cancelled
  *     +--lease expired--+  (the owner died: at-least-once, the expiry is recorded as an attempt)
  *
- * Everything a store reads back is parsed with these zod schemas, so a corrupt row or a foreign
- * writer is an error (REGISTRY_CORRUPT), never a half-typed object.
+ * What a store reads back for the API is parsed with these zod schemas, so a corrupt row or a
+ * foreign writer is an error (TASK_STORE_CORRUPT), never a half-typed object; the dispatcher's hot
+ * path (claim, complete) uses the cheaper structural check of store.ts `checkStoredTask`, which
+ * falls back to the full parse when a record looks wrong.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const PRIORITIES = ['high', 'normal', 'low'] as const;
 export const PrioritySchema = z.enum(PRIORITIES);
@@ -138,8 +140,44 @@ export interface TaskPage {
   next_cursor?: string;
 }
 
-/** What `claim` may not pick: tasks of agents (and capabilities) whose concurrency limit is full. */
+/**
+ * What `claim` / `claimMany` may not pick: tasks of agents (and capabilities) whose concurrency
+ * limit is full; and, for `claimMany`, how many more tasks naming an agent it may take.
+ */
 export interface ClaimFilter {
   fullAgents?: readonly string[];
   fullCapabilities?: readonly string[];
+  /** claimMany: free slots of the agents that have tasks in flight (agent slug -> slots). */
+  agentRoom?: Readonly<Record<string, number>>;
+  /** claimMany: free slots of an agent absent from `agentRoom` (default: no bound but `max`). */
+  perAgentRoom?: number;
+}
+
+/** One completion for `TaskStore.completeMany`. */
+export interface Completion {
+  taskId: string;
+  owner: string;
+  outcome: Outcome;
+}
+
+/** The claim inside a group commit: up to `max` tasks for `owner`, as `TaskStore.claimMany`. */
+export interface ClaimRequest {
+  owner: string;
+  leaseMs: number;
+  max: number;
+  filter?: ClaimFilter;
+}
+
+/** One group commit (`TaskStore.commit`): what a dispatcher gathered in one event-loop turn. */
+export interface CommitBatch {
+  submits?: readonly NewTask[];
+  completions?: readonly Completion[];
+  claim?: ClaimRequest;
+}
+
+/** The answers of a group commit, in the order of the batch's lists. */
+export interface CommitResult {
+  submitted: { task: Task; created: boolean }[];
+  completed: (Task | undefined)[];
+  claimed: Task[];
 }

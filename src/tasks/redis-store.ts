@@ -13,15 +13,15 @@
  * - `<p>:delayed` zset by run_at (retry backoff), moved to `queued` when due by the claim script;
  * - `<p>:running` zset by lease expiry; `<p>:s:<status>` and `<p>:all` zsets by seq (listing);
  * - `<p>:idem` hash idempotency key -> id; `<p>:seq` the counter.
- * Submit, claim and renew are one Lua script each (atomic on the server); the other transitions
+ * Submit, claim and renew are one Lua script each (atomic on the server; a batch of submits is one
+ * pipelined round trip, a claim takes up to `max` tasks within each agent's room); the other transitions
  * run the pure functions of transitions.ts in Node and write back with a compare-and-set script on
  * `ver`, retried when another instance wrote first.
  */
-import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { AppError, isAppError, messageOf } from '../errors.js';
-import { PRIORITY_RANK, TASK_STATUSES, type ClaimFilter, type ListQuery, type NewTask, type Outcome, type Task, type TaskPage, type TaskStatus } from './model.js';
-import { corruptTask, decodeCursor, emptyCounts, encodeCursor, pageSize, parseStoredTask, taskNotFound, type TaskStore } from './store.js';
+import { PRIORITY_RANK, TASK_STATUSES, type ClaimFilter, type CommitBatch, type CommitResult, type Completion, type ListQuery, type NewTask, type Outcome, type Task, type TaskPage, type TaskStatus } from './model.js';
+import { checkStoredTask, corruptTask, decodeCursor, emptyCounts, encodeCursor, newTaskId, pageSize, parseStoredTask, taskNotFound, type TaskStore } from './store.js';
 import { cancelled, completed, expired, matchesAgent, newTask, redriven } from './transitions.js';
 
 const SUBMIT = `
@@ -39,6 +39,8 @@ redis.call('ZADD', p..':s:queued', seq, id)
 redis.call('ZADD', p..':all', seq, id)
 return {1, id}`;
 
+// up to ARGV[6] tasks; ARGV[7] the room left per agent route (JSON {"a:<agent>": n}), ARGV[8]
+// the room of a route absent from it (-1: no bound); answers a list of HGETALL replies
 const CLAIM = `
 local p, owner, exp, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', p..':delayed', '-inf', now)) do
@@ -47,13 +49,25 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', p..':delayed', '-inf', now)) do
 end
 local full = {}
 for _, r in ipairs(cjson.decode(ARGV[5])) do full[r] = true end
-local offset = 0
-while offset < 10000 do
+local max, room, default = tonumber(ARGV[6]), cjson.decode(ARGV[7]), tonumber(ARGV[8])
+local out, offset, skipped = {}, 0, 0
+while #out < max and offset < 10000 do
   local ids = redis.call('ZRANGE', p..':queued', offset, offset + 99)
-  if #ids == 0 then return false end
+  if #ids == 0 then break end
+  skipped = 0
   for _, id in ipairs(ids) do
+    if #out >= max then break end
     local k = p..':t:'..id
-    if not full[redis.call('HGET', k, 'route')] then
+    local route = redis.call('HGET', k, 'route')
+    local left = -1
+    if string.sub(route, 1, 2) == 'a:' then
+      left = room[route] or default
+      if left == 0 then full[route] = true end
+    end
+    if full[route] then
+      skipped = skipped + 1
+    else
+      if left > 0 then room[route] = left - 1 end
       redis.call('ZREM', p..':queued', id)
       redis.call('ZADD', p..':running', exp, id)
       redis.call('ZREM', p..':s:queued', id)
@@ -61,12 +75,13 @@ while offset < 10000 do
       redis.call('HSET', k, 'status', 'running', 'lease_owner', owner, 'lease_expires_at', exp, 'attempt_started_at', now)
       redis.call('HSETNX', k, 'started_at', now)
       redis.call('HINCRBY', k, 'ver', 1)
-      return redis.call('HGETALL', k)
+      table.insert(out, redis.call('HGETALL', k))
     end
   end
-  offset = offset + 100
+  -- the taken ids left the zset: only the skipped ones are still in front
+  offset = offset + skipped
 end
-return false`;
+return out`;
 
 const RENEW = `
 local k = ARGV[1]..':t:'..ARGV[2]
@@ -151,7 +166,8 @@ export class RedisTaskStore implements TaskStore {
     }
   }
 
-  private fromHash(id: string, h: Record<string, string>): { task: Task; ver: string } {
+  /** `parse`: parseStoredTask (full zod, what the API answers) or checkStoredTask (hot path). */
+  private fromHash(id: string, h: Record<string, string>, parse: (raw: unknown, where: string) => Task = parseStoredTask): { task: Task; ver: string } {
     let doc: Record<string, unknown>;
     try {
       doc = JSON.parse(h.doc ?? '') as Record<string, unknown>;
@@ -163,13 +179,13 @@ export class RedisTaskStore implements TaskStore {
       if (v === undefined) delete doc[f];
       else doc[f] = NUMERIC.has(f) ? Number(v) : v;
     }
-    return { task: parseStoredTask(doc, id), ver: h.ver ?? '' };
+    return { task: parse(doc, id), ver: h.ver ?? '' };
   }
 
-  private async read(id: string): Promise<{ task: Task; ver: string; seq: number } | undefined> {
+  private async read(id: string, parse?: (raw: unknown, where: string) => Task): Promise<{ task: Task; ver: string; seq: number } | undefined> {
     const h = await this.redis.hgetall(`${this.p}:t:${id}`);
     if (!h.doc) return undefined;
-    return { ...this.fromHash(id, h), seq: Number(h.seq) };
+    return { ...this.fromHash(id, h, parse), seq: Number(h.seq) };
   }
 
   private docOf(t: Task): string {
@@ -188,9 +204,9 @@ export class RedisTaskStore implements TaskStore {
   }
 
   /** Read, apply `change`, compare-and-set; again when another writer came first. */
-  private async update<T>(taskId: string, now: number, change: (t: Task) => { next?: Task; out: T }): Promise<T> {
+  private async update<T>(taskId: string, now: number, change: (t: Task) => { next?: Task; out: T }, parse?: (raw: unknown, where: string) => Task): Promise<T> {
     for (let round = 0; round < CAS_ROUNDS; round++) {
-      const cur = await this.read(taskId);
+      const cur = await this.read(taskId, parse);
       if (!cur) throw taskNotFound(taskId);
       const { next, out } = change(cur.task);
       if (!next) return out;
@@ -202,14 +218,32 @@ export class RedisTaskStore implements TaskStore {
   }
 
   async submit(input: NewTask, now: number): Promise<{ task: Task; created: boolean }> {
+    return (await this.submitMany([input], now))[0]!;
+  }
+
+  /** One round trip: the submit scripts pipelined (each atomic on the server, run in order). */
+  async submitMany(inputs: readonly NewTask[], now: number): Promise<{ task: Task; created: boolean }[]> {
+    if (inputs.length === 0) return [];
     return this.guard('submit', async () => {
-      const task = newTask(input, randomUUID(), now);
-      const route = task.agent !== undefined ? `a:${task.agent}` : `c:${task.capability}`;
-      const [created, id] = (await this.scripts.submit(this.p, task.task_id, task.idempotency_key ?? '', PRIORITY_RANK[task.priority], route, this.docOf(task))) as [number, string];
-      if (created === 1) return { task, created: true };
-      const existing = await this.read(id);
-      if (!existing) throw corruptTask(id, 'its idempotency key names a task that is gone');
-      return { task: existing.task, created: false };
+      const tasks = inputs.map((input) => newTask(input, newTaskId(), now));
+      const pipe = this.redis.pipeline();
+      const r = pipe as unknown as Record<string, (...args: (string | number)[]) => unknown>;
+      for (const task of tasks) {
+        const route = task.agent !== undefined ? `a:${task.agent}` : `c:${task.capability}`;
+        r.nexusTaskSubmit!.call(pipe, this.p, task.task_id, task.idempotency_key ?? '', PRIORITY_RANK[task.priority], route, this.docOf(task));
+      }
+      const replies = (await pipe.exec()) ?? [];
+      return Promise.all(
+        tasks.map(async (task, i) => {
+          const [err, reply] = replies[i] ?? [new Error('no reply'), undefined];
+          if (err) throw err;
+          const [created, id] = reply as [number, string];
+          if (created === 1) return { task, created: true };
+          const existing = await this.read(id, checkStoredTask);
+          if (!existing) throw corruptTask(id, 'its idempotency key names a task that is gone');
+          return { task: existing.task, created: false };
+        }),
+      );
     });
   }
 
@@ -218,14 +252,22 @@ export class RedisTaskStore implements TaskStore {
   }
 
   async claim(owner: string, leaseMs: number, now: number, filter: ClaimFilter = {}): Promise<Task | undefined> {
+    return (await this.claimMany(owner, leaseMs, now, 1, filter))[0];
+  }
+
+  async claimMany(owner: string, leaseMs: number, now: number, max: number, filter: ClaimFilter = {}): Promise<Task[]> {
+    if (max < 1) return [];
     return this.guard('claim', async () => {
       const full = [...(filter.fullAgents ?? []).map((a) => `a:${a}`), ...(filter.fullCapabilities ?? []).map((c) => `c:${c}`)];
-      const flat = (await this.scripts.claim(this.p, owner, now + leaseMs, now, JSON.stringify(full))) as string[] | null;
-      if (!flat) return undefined;
-      const h: Record<string, string> = {};
-      for (let i = 0; i < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
-      const id = JSON.parse(h.doc ?? '{}').task_id as string;
-      return this.fromHash(id, h).task;
+      const room = Object.fromEntries(Object.entries(filter.agentRoom ?? {}).map(([a, n]) => [`a:${a}`, Math.max(0, Math.floor(n))]));
+      const perAgent = filter.perAgentRoom === undefined ? -1 : Math.max(0, Math.floor(filter.perAgentRoom));
+      const replies = (await this.scripts.claim(this.p, owner, now + leaseMs, now, JSON.stringify(full), Math.floor(max), JSON.stringify(room), perAgent)) as string[][];
+      return replies.map((flat) => {
+        const h: Record<string, string> = {};
+        for (let i = 0; i < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+        const id = JSON.parse(h.doc ?? '{}').task_id as string;
+        return this.fromHash(id, h, checkStoredTask).task;
+      });
     });
   }
 
@@ -237,12 +279,35 @@ export class RedisTaskStore implements TaskStore {
   }
 
   async complete(taskId: string, owner: string, outcome: Outcome, now: number): Promise<Task | undefined> {
+    return this.completeOne(taskId, owner, outcome, now);
+  }
+
+  private completeOne(taskId: string, owner: string, outcome: Outcome, now: number, parse?: (raw: unknown, where: string) => Task): Promise<Task | undefined> {
     return this.guard('complete', () =>
-      this.update(taskId, now, (t) => {
-        const next = completed(t, owner, outcome, now);
-        return next ? { next, out: next } : { out: undefined };
-      }),
+      this.update(
+        taskId,
+        now,
+        (t) => {
+          const next = completed(t, owner, outcome, now);
+          return next ? { next, out: next } : { out: undefined };
+        },
+        parse,
+      ),
     );
+  }
+
+  /** Each completion is its own compare-and-set (they touch different tasks), all in flight at once. */
+  async completeMany(items: readonly Completion[], now: number): Promise<(Task | undefined)[]> {
+    return Promise.all(items.map((c) => this.completeOne(c.taskId, c.owner, c.outcome, now, checkStoredTask).catch((err: unknown) => (isAppError(err) && err.code === 'TASK_NOT_FOUND' ? undefined : Promise.reject(err)))));
+  }
+
+  /** Not one transaction on Redis: the three steps in order, each atomic (scripts), each durable as Redis is. */
+  async commit(batch: CommitBatch, now: number): Promise<CommitResult> {
+    const submitted = await this.submitMany(batch.submits ?? [], now);
+    const completed = await this.completeMany(batch.completions ?? [], now);
+    const c = batch.claim;
+    const claimed = c ? await this.claimMany(c.owner, c.leaseMs, now, c.max, c.filter) : [];
+    return { submitted, completed, claimed };
   }
 
   async requeueExpired(now: number): Promise<number> {

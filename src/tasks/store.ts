@@ -5,9 +5,10 @@
  * - RedisTaskStore (src/tasks/redis-store.ts): shared by several manager instances.
  * Times are ms since the epoch, passed in (the caller's clock), never read by the store.
  */
+import { v7 as uuidv7 } from 'uuid';
 import { ZodError } from 'zod';
 import { AppError } from '../errors.js';
-import { TaskSchema, type ClaimFilter, type ListQuery, type NewTask, type Outcome, type Task, type TaskPage, type TaskStatus } from './model.js';
+import { PRIORITIES, TASK_STATUSES, TaskSchema, type ClaimFilter, type CommitBatch, type CommitResult, type Completion, type ListQuery, type NewTask, type Outcome, type Task, type TaskPage, type TaskStatus } from './model.js';
 
 export interface TaskStore {
   /** `sqlite` or `redis` (logs, metrics). */
@@ -17,6 +18,12 @@ export interface TaskStore {
    * existing task is returned with `created: false` (whatever its state).
    */
   submit(input: NewTask, now: number): Promise<{ task: Task; created: boolean }>;
+  /**
+   * Group commit: `submit` for each input, in order, in one write (an input repeating an earlier
+   * one's idempotency key gets that task back, `created: false`). Resolves once every task is
+   * durable (committed), with one answer per input; when it rejects, none of them was written.
+   */
+  submitMany(inputs: readonly NewTask[], now: number): Promise<{ task: Task; created: boolean }[]>;
   /** The task, or undefined. @throws AppError TASK_STORE_CORRUPT when the stored record breaks TaskSchema. */
   get(taskId: string): Promise<Task | undefined>;
   /**
@@ -27,6 +34,12 @@ export interface TaskStore {
    */
   claim(owner: string, leaseMs: number, now: number, filter?: ClaimFilter): Promise<Task | undefined>;
   /**
+   * `claim` up to `max` tasks in one write, in claim order, taking at most `filter.agentRoom[agent]`
+   * (else `filter.perAgentRoom`) tasks naming one agent; a full agent's tasks are skipped, not
+   * waited for. Empty when nothing is runnable.
+   */
+  claimMany(owner: string, leaseMs: number, now: number, max: number, filter?: ClaimFilter): Promise<Task[]>;
+  /**
    * Extend `owner`'s lease to `now + leaseMs`. `held: false` when the task is no longer running
    * under that lease (the caller must stop and drop its answer); `cancelRequested` when a cancel
    * was asked (possibly through another manager instance).
@@ -34,6 +47,19 @@ export interface TaskStore {
   renew(taskId: string, owner: string, leaseMs: number, now: number): Promise<{ held: boolean; cancelRequested: boolean }>;
   /** Record the end of `owner`'s attempt (transitions.ts `completed`); undefined when the lease was lost. */
   complete(taskId: string, owner: string, outcome: Outcome, now: number): Promise<Task | undefined>;
+  /**
+   * `complete` for each item in one write (group commit): one answer per item, undefined where the
+   * lease was lost or the task is gone. Resolves once all are durable.
+   */
+  completeMany(items: readonly Completion[], now: number): Promise<(Task | undefined)[]>;
+  /**
+   * The dispatcher's group commit: the submits (as `submitMany`), then the completions (as
+   * `completeMany`), then the claim (as `claimMany`, so it can take the tasks just submitted and
+   * the slots just freed), in one write where the store can (SQLite: one transaction; Redis: in
+   * that order, each step atomic). Resolves once all of it is durable; when it rejects, SQLite
+   * wrote none of it (the dispatcher then retries the items one by one).
+   */
+  commit(batch: CommitBatch, now: number): Promise<CommitResult>;
   /** Return every task whose lease ended before `now` to the queue (transitions.ts `expired`); how many. */
   requeueExpired(now: number): Promise<number>;
   /** Cancel (transitions.ts `cancelled`). @throws AppError TASK_NOT_FOUND, TASK_STATE_CONFLICT. */
@@ -46,6 +72,13 @@ export interface TaskStore {
   counts(): Promise<Record<TaskStatus, number>>;
   close(): Promise<void>;
 }
+
+/**
+ * A new task's id: a UUIDv7 (RFC 9562: time-ordered, 74 random bits), so the ids of a batch land at
+ * the right edge of an index on them (SQLite: a few pages written per commit instead of one random
+ * page per task) and sort by submission time.
+ */
+export const newTaskId = (): string => uuidv7();
 
 /** Page size bounds of `list`. */
 export const DEFAULT_PAGE = 50;
@@ -63,6 +96,40 @@ export function parseStoredTask(raw: unknown, where: string): Task {
     const issue = err instanceof ZodError ? err.issues[0] : undefined;
     throw corruptTask(where, issue ? `${issue.path.join('.') || '(root)'} ${issue.message}` : 'unreadable', err);
   }
+}
+
+const STATUS_SET: ReadonlySet<unknown> = new Set(TASK_STATUSES);
+const PRIORITY_SET: ReadonlySet<unknown> = new Set(PRIORITIES);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The hot path's read of a record this store wrote itself (claim, complete, a repeated
+ * idempotency key): a cheap check of the fields the state machine relies on (ids, status,
+ * priority, counters, attempts, parameters) instead of the full TaskSchema parse, which runs when
+ * the check fails (so a bad record still gets its precise TASK_STORE_CORRUPT) and on every read
+ * the API answers with (`get`, `list`). Records enter only through `submit`, validated by
+ * NewTaskSchema, and the pure transitions.
+ * @throws AppError TASK_STORE_CORRUPT as parseStoredTask.
+ */
+export function checkStoredTask(raw: unknown, where: string): Task {
+  const t = raw as Record<string, unknown>;
+  if (
+    isObject(t) &&
+    typeof t.task_id === 'string' &&
+    typeof t.tool_name === 'string' &&
+    STATUS_SET.has(t.status) &&
+    PRIORITY_SET.has(t.priority) &&
+    Number.isInteger(t.max_attempts) &&
+    Number.isInteger(t.run) &&
+    Number.isInteger(t.run_at) &&
+    typeof t.cancel_requested === 'boolean' &&
+    Array.isArray(t.attempts) &&
+    t.attempts.every(isObject) &&
+    isObject(t.parameters)
+  ) {
+    return t as unknown as Task;
+  }
+  return parseStoredTask(raw, where);
 }
 
 /** AppError TASK_STORE_CORRUPT for the task record `where`. */

@@ -150,6 +150,97 @@ export function taskStoreContract(kind: string, open: () => Promise<TaskStore>, 
       await s.close();
     });
 
+    it('submits a batch in order (a repeated idempotency key inside it returns the first task), claims many within the agents\' room, completes a batch', async () => {
+      const s = await open();
+      const out = await s.submitMany(
+        [
+          task({ agent: 'alpha', parameters: { n: 1 } }),
+          task({ agent: 'alpha', parameters: { n: 2 }, idempotency_key: 'b-1' }),
+          task({ agent: 'beta', parameters: { n: 3 }, priority: 'low' }),
+          task({ agent: 'alpha', parameters: { n: 4 }, idempotency_key: 'b-1' }),
+          task({ agent: 'alpha', parameters: { n: 5 }, priority: 'high' }),
+          task({ agent: 'gamma', parameters: { n: 6 } }),
+        ],
+        T0,
+      );
+      expect(out.map((o) => o.created)).toEqual([true, true, true, false, true, true]);
+      expect(out[3]!.task.task_id).toBe(out[1]!.task.task_id);
+      expect(new Set(out.map((o) => o.task.task_id)).size).toBe(5);
+      for (const o of out) expect(await s.get(o.task.task_id)).toMatchObject({ status: 'queued' });
+      expect(await s.submitMany([], T0)).toEqual([]);
+      const n = (t: { parameters: Record<string, unknown> }) => t.parameters.n;
+      // alpha has one slot left, gamma none, others two: claim order, skipping what does not fit
+      const got = await s.claimMany('d', LEASE, T0 + 1, 10, { agentRoom: { alpha: 1, gamma: 0 }, perAgentRoom: 2 });
+      expect(got.map(n)).toEqual([5, 3]);
+      expect(got.every((t) => t.status === 'running' && t.lease_owner === 'd' && t.lease_expires_at === T0 + 1 + LEASE)).toBe(true);
+      // no bound but max
+      const rest = await s.claimMany('d', LEASE, T0 + 2, 2);
+      expect(rest.map(n)).toEqual([1, 2]);
+      expect((await s.claimMany('d', LEASE, T0 + 3, 5, { fullAgents: ['gamma'] })).map(n)).toEqual([]);
+      const done = await s.completeMany(
+        [
+          { taskId: got[0]!.task_id, owner: 'd', outcome: { status: 'succeeded', result: 'five', agent: 'alpha', replica: 'r1', http_status: 200 } },
+          { taskId: got[1]!.task_id, owner: 'someone-else', outcome: { status: 'succeeded', result: 'x', agent: 'beta', replica: 'r1', http_status: 200 } },
+          { taskId: 'no-such-task', owner: 'd', outcome: { status: 'failed', error: 'x' } },
+          { taskId: rest[0]!.task_id, owner: 'd', outcome: { status: 'queued', error: 'HTTP 503', run_at: T0 + 1000 } },
+        ],
+        T0 + 9,
+      );
+      expect(done[0]).toMatchObject({ status: 'succeeded', result: 'five', finished_at: T0 + 9 });
+      expect(done.slice(1, 3)).toEqual([undefined, undefined]);
+      expect(done[3]).toMatchObject({ status: 'queued', error: 'HTTP 503' });
+      expect(await s.get(got[0]!.task_id)).toEqual(done[0]);
+      expect(await s.get(got[1]!.task_id)).toMatchObject({ status: 'running', lease_owner: 'd' });
+      expect(await s.completeMany([], T0)).toEqual([]);
+      expect(await s.counts()).toEqual({ queued: 2, running: 2, succeeded: 1, failed: 0, cancelled: 0, dead: 0 });
+      await s.close();
+    });
+
+    it('commits submits, completions and a claim in one go: the claim follows queue order over queued and new tasks, within the room', async () => {
+      const s = await open();
+      const n = (t: { parameters: Record<string, unknown> }) => t.parameters.n;
+      await s.submitMany([task({ parameters: { n: 'old-normal' } }), task({ parameters: { n: 'old-low' }, priority: 'low' }), task({ agent: 'beta', parameters: { n: 'old-beta' } })], T0);
+      const [running] = await s.claimMany('d', LEASE, T0, 1, { fullAgents: ['alpha'] });
+      expect(n(running!)).toBe('old-beta');
+      const r = await s.commit(
+        {
+          submits: [task({ parameters: { n: 'new-normal' } }), task({ parameters: { n: 'new-high' }, priority: 'high' }), task({ parameters: { n: 'dup' }, idempotency_key: 'k' }), task({ parameters: { n: 'dup2' }, idempotency_key: 'k' })],
+          completions: [{ taskId: running!.task_id, owner: 'd', outcome: { status: 'succeeded', result: 1, agent: 'beta', replica: 'r', http_status: 200 } }],
+          claim: { owner: 'd', leaseMs: LEASE, max: 3, filter: { agentRoom: { alpha: 3 } } },
+        },
+        T0 + 5,
+      );
+      expect(r.submitted.map((x) => [n(x.task), x.created, x.task.status])).toEqual([['new-normal', true, 'queued'], ['new-high', true, 'queued'], ['dup', true, 'queued'], ['dup', false, 'queued']]);
+      expect(r.completed[0]).toMatchObject({ status: 'succeeded', finished_at: T0 + 5 });
+      // high first (new), then the normal ones oldest first; the low one stays queued
+      expect(r.claimed.map(n)).toEqual(['new-high', 'old-normal', 'new-normal']);
+      for (const t of r.claimed) expect(await s.get(t.task_id)).toEqual(t);
+      expect(r.claimed.every((t) => t.status === 'running' && t.lease_owner === 'd' && t.started_at === T0 + 5)).toBe(true);
+      expect(await s.counts()).toEqual({ queued: 2, running: 3, succeeded: 1, failed: 0, cancelled: 0, dead: 0 });
+      // room for one more alpha task: the commit claims only that many
+      const r2 = await s.commit({ submits: [task({ parameters: { n: 'x' } })], claim: { owner: 'd', leaseMs: LEASE, max: 5, filter: { agentRoom: { alpha: 1 } } } }, T0 + 6);
+      expect(r2.claimed.map(n)).toEqual(['dup']);
+      await s.close();
+    });
+
+    it('gives each task to exactly one of many concurrent batch claimers on two clients', async () => {
+      const s1 = await open();
+      const s2 = await openAnother(s1);
+      const submitted = new Set((await s1.submitMany(Array.from({ length: 60 }, (_, i) => task({ agent: `a${i % 3}`, parameters: { i } })), T0)).map((o) => o.task.task_id));
+      expect(submitted.size).toBe(60);
+      const claimers = Array.from({ length: 6 }, (_, i) => (async () => {
+        const got: string[] = [];
+        const s = i % 2 ? s2 : s1;
+        for (let c = await s.claimMany(`d${i}`, LEASE, T0, 7); c.length > 0; c = await s.claimMany(`d${i}`, LEASE, T0, 7)) got.push(...c.map((t) => t.task_id));
+        return got;
+      })());
+      const all = (await Promise.all(claimers)).flat();
+      expect(all).toHaveLength(60);
+      expect(new Set(all)).toEqual(submitted);
+      await s1.close();
+      await s2.close();
+    });
+
     it('lists newest first, filtered by status and agent, in pages by cursor', async () => {
       const s = await open();
       const ids: string[] = [];

@@ -1,9 +1,9 @@
 /**
  * A manager's task side in its own process, for the durability test: the embedded store of
  * WORKSPACE, a real Gateway to the runtimes in RUNTIMES (JSON [{slug, url}]) and a dispatcher
- * (lease LEASE_MS). With SUBMIT=n it first accepts n tasks `work` {key: i} spread over the agents
- * and prints `{"accepted": "<task id>"}` per task once its submit returned (the 202 point), then
- * `{"submitted": n}`. The test kills it with SIGKILL at any moment.
+ * (lease LEASE_MS). With SUBMIT=n it first accepts n tasks `work` {key: i} spread over the agents,
+ * from SUBMIT_CONCURRENCY submitters at once (default 1), and prints `{"accepted": "<task id>"}`
+ * per task once its submit returned (the 202 point), then `{"submitted": n}`. The test kills it with SIGKILL at any moment.
  */
 import { Gateway } from '../../src/server/gateway/gateway.js';
 import { Dispatcher } from '../../src/tasks/dispatcher.js';
@@ -20,8 +20,14 @@ const store = SqliteTaskStore.forWorkspace(process.env.WORKSPACE!);
 const dispatcher = new Dispatcher({ store, gateway, leaseMs: Number(process.env.LEASE_MS ?? 1000), pollMs: 20, perAgentLimit: 10, backoff: { initialDelayMs: 20, maxDelayMs: 100 } });
 const n = Number(process.env.SUBMIT ?? 0);
 dispatcher.start();
-for (let i = 0; i < n; i++) {
-  const { task } = await dispatcher.submit({ agent: runtimes[i % runtimes.length]!.slug, tool_name: 'work', parameters: { key: i, ms: 15 }, max_attempts: 5 });
-  process.stdout.write(`${JSON.stringify({ accepted: task.task_id })}\n`);
-}
+// SUBMIT_CONCURRENCY submitters at once: their submits share group commits (one 202 point per batch)
+let next = 0;
+await Promise.all(
+  Array.from({ length: Number(process.env.SUBMIT_CONCURRENCY ?? 1) }, async () => {
+    for (let i = next++; i < n; i = next++) {
+      const { task } = await dispatcher.submit({ agent: runtimes[i % runtimes.length]!.slug, tool_name: 'work', parameters: { key: i, ms: 15 }, max_attempts: 5 });
+      process.stdout.write(`${JSON.stringify({ accepted: task.task_id })}\n`);
+    }
+  }),
+);
 process.stdout.write(`${JSON.stringify({ submitted: n })}\n`);

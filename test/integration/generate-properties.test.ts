@@ -12,7 +12,7 @@ import { resolveConfig } from '../../src/config/config.js';
 import { isAppError } from '../../src/errors.js';
 import { composeDocument } from '../../src/generate/compose.js';
 import { DEFAULT_PRODUCTION, agentTargets, type AgentTarget } from '../../src/generate/model.js';
-import { agentIndex, nginxConfig } from '../../src/generate/nginx.js';
+import { ROUTER_RELOAD_MARKER, agentIndex, nginxConfig } from '../../src/generate/nginx.js';
 import { stackDocument } from '../../src/generate/stack.js';
 import { traefikDynamicConfig } from '../../src/generate/traefik.js';
 import { isSlug } from '../../src/names.js';
@@ -100,6 +100,26 @@ const ONE_PATH_RULE = /^PathPrefix\(`\/agents\/[a-z][a-z0-9-]*\/`\)$/;
 /** Directive lines of an nginx file (comments and blank lines dropped), trimmed. */
 const directives = (conf: string) => conf.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
 
+/**
+ * Every location that proxies sets the full header set itself (nginx inherits proxy_set_header only
+ * into a location that sets none): keep-alive to the agents (`Connection ""`) and the forwarding
+ * headers hold in each one.
+ */
+function expectProxyHeadersInEveryProxiedLocation(conf: string): void {
+  const blocks = conf.split(/\n {4}location /).slice(1).map((b) => b.slice(0, b.indexOf('\n    }')));
+  const proxied = blocks.filter((b) => b.includes('proxy_pass '));
+  for (const b of proxied) {
+    const lines = directives(b);
+    for (const h of ['Host $host;', 'X-Real-IP $remote_addr;', 'X-Forwarded-For $proxy_add_x_forwarded_for;', 'X-Forwarded-Proto $scheme;', 'Connection "";']) {
+      expect(lines, b).toContain(`proxy_set_header ${h}`);
+    }
+    expect(lines.filter((l) => l.startsWith('proxy_set_header X-Forwarded-Prefix '))).toHaveLength(1);
+  }
+  // none at the server level, where the locations could not inherit them anyway
+  expect(conf.split('\n').filter((l) => /^ {4}proxy_set_header /.test(l))).toEqual([]);
+  expect(conf).toMatch(/^ {4}proxy_http_version 1\.1;$/m);
+}
+
 describe('generators under arbitrary records (fast-check)', () => {
   it('nginx: passes nginx -t and holds exactly one location and one proxy_pass per agent', async () => {
     await fc.assert(
@@ -117,6 +137,7 @@ describe('generators under arbitrary records (fast-check)', () => {
         ]);
         expect(lines.filter((l) => l.startsWith('proxy_pass '))).toHaveLength(targets.length);
         expect(lines.filter((l) => l.startsWith('server '))).toHaveLength(1);
+        expectProxyHeadersInEveryProxiedLocation(conf);
         // names and descriptions only ever reach comments: the directives equal those of plain names
         const plain = agentTargets(config, toRecords(rs.map((r) => ({ ...r, name: 'N', description: 'd', version: '1', model: 'm' }))), DEFAULT_PRODUCTION);
         expect(lines).toEqual(directives(nginxConfig(plain, DEFAULT_PRODUCTION)));
@@ -152,11 +173,16 @@ describe('generators under arbitrary records (fast-check)', () => {
         const withServers = targets.filter((t) => (routing.servers[t.slug] ?? []).length > 0);
         expect(lines.filter((l) => l.startsWith('upstream '))).toEqual(withServers.map((t) => `upstream agent_${t.slug} {`));
         expect(lines.filter((l) => l.startsWith('keepalive '))).toHaveLength(withServers.length);
-        expect(lines.filter((l) => l.startsWith('proxy_pass '))).toEqual(withServers.map((t) => `proxy_pass http://agent_${t.slug};`));
+        // each agent with replicas: its location and, while the router reloads, its Connection: close twin
+        expect(lines.filter((l) => l.startsWith('proxy_pass '))).toEqual(withServers.flatMap((t) => [`proxy_pass http://agent_${t.slug};`, `proxy_pass http://agent_${t.slug};`]));
+        expect(lines.filter((l) => l.startsWith('location @agent_'))).toEqual(withServers.map((t) => `location @agent_${t.slug}_closing {`));
+        expect(lines.filter((l) => l === `if (-f ${ROUTER_RELOAD_MARKER}) {`)).toHaveLength(withServers.length);
+        expect(lines.filter((l) => l === 'keepalive_timeout 0;')).toHaveLength(withServers.length);
         expect(lines.filter((l) => l.startsWith('server ') && l.includes(':'))).toEqual(withServers.flatMap((t) => routing.servers[t.slug]!.map((s) => `server ${s.host}:${s.port} max_fails=1 fail_timeout=2s;`)));
         // agents without a live replica, plus @unavailable, answer 503
         expect(lines.filter((l) => l.startsWith('return 503 '))).toHaveLength(targets.length - withServers.length + 1);
         expect(lines.filter((l) => l.startsWith('resolver '))).toEqual([]);
+        expectProxyHeadersInEveryProxiedLocation(conf);
       }),
       { numRuns: RUNS },
     );

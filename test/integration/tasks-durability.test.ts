@@ -59,4 +59,31 @@ describe('task durability (issue 10 §3)', () => {
     await store.close();
     await close();
   });
+
+  it('SIGKILL while 16 submitters share group commits: every task whose submit returned is stored and finishes after a restart', async () => {
+    const { runtimes, close } = await startWorkRuntimes(3);
+    const workspace = await tempWorkspace();
+    const env = { WORKSPACE: workspace, RUNTIMES: JSON.stringify(runtimes.map(({ slug, url }) => ({ slug, url }))), LEASE_MS: '1500' };
+    const accepted: string[] = [];
+    const first = startChild({ ...env, SUBMIT: '2000', SUBMIT_CONCURRENCY: '16' }, (m) => {
+      if (typeof m.accepted === 'string') accepted.push(m.accepted);
+    });
+    await eventually(async () => (accepted.length >= 60 ? true : undefined), 60_000, 1);
+    first.kill('SIGKILL');
+    await new Promise((r) => first.once('exit', r));
+    const seen = [...accepted];
+    // the kill landed while submits were still coming in (batches in flight)
+    expect(seen.length).toBeLessThan(2000);
+    const store = SqliteTaskStore.forWorkspace(workspace);
+    startChild(env, () => undefined);
+    const counts = await eventually(async () => {
+      const c = await store.counts();
+      return c.queued === 0 && c.running === 0 ? c : undefined;
+    }, 120_000, 100);
+    for (const id of seen) expect((await store.get(id))?.status, id).toBe('succeeded');
+    expect(counts.succeeded).toBeGreaterThanOrEqual(seen.length);
+    expect(counts.failed + counts.dead + counts.cancelled).toBe(0);
+    await store.close();
+    await close();
+  });
 });

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { build } from 'esbuild';
+import { build, type Metafile } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliBuildOptions } from '../../scripts/build-options.js';
 import { PACKAGE_ROOT } from '../../src/paths.js';
@@ -12,6 +12,7 @@ import { PACKAGE_ROOT } from '../../src/paths.js';
 // dist/chunks/: paths to agent-template/ and Dockerfile.agent must still resolve to the package.
 const out = join(PACKAGE_ROOT, 'node_modules', '.cache', `nexus-built-cli-${process.pid}`);
 let ws: string;
+let meta: Metafile;
 
 function runBuilt(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const script = `const m = await import(${JSON.stringify(join(out, 'cli.mjs'))}); process.exitCode = await m.main(${JSON.stringify(args)});`;
@@ -28,7 +29,7 @@ function runBuilt(args: string[]): Promise<{ code: number; stdout: string; stder
 
 beforeAll(async () => {
   ws = await mkdtemp(join(tmpdir(), 'nexus-built-cli-'));
-  await build({ ...cliBuildOptions(out), absWorkingDir: PACKAGE_ROOT, sourcemap: false });
+  meta = (await build({ ...cliBuildOptions(out), absWorkingDir: PACKAGE_ROOT, sourcemap: false, metafile: true })).metafile;
 }, 60_000);
 afterAll(async () => {
   await rm(out, { recursive: true, force: true });
@@ -51,4 +52,28 @@ describe('the bundled CLI', () => {
     expect(r.code).toBe(2);
     expect(existsSync(join(ws, 'agents', 'evil'))).toBe(false);
   }, 60_000);
+
+  it('loads only what a command uses: no dockerode, Firestore or zod locale on the way to list and create', () => {
+    /** The outputs an output imports statically (what loading it loads), and the packages they leave to node_modules. */
+    const closure = (start: string) => {
+      const seen = new Set<string>();
+      const walk = (o: string) => {
+        if (seen.has(o)) return;
+        seen.add(o);
+        for (const i of meta.outputs[o]!.imports) if (i.kind === 'import-statement' && !i.external) walk(i.path);
+      };
+      walk(start);
+      const inputs = [...seen].flatMap((o) => Object.keys(meta.outputs[o]!.inputs));
+      const external = [...seen].flatMap((o) => meta.outputs[o]!.imports.filter((i) => i.external).map((i) => i.path));
+      return { inputs, external };
+    };
+    const output = (re: RegExp) => Object.keys(meta.outputs).find((o) => re.test(o) && o.endsWith('.mjs'))!;
+    const entry = closure(output(/\/cli\.mjs$/));
+    for (const c of [entry, closure(output(/\/chunks\/list-/)), closure(output(/\/chunks\/create-/))]) {
+      expect(c.external.filter((p) => /^(dockerode|firebase-admin|@google-cloud|pino)(\/|$)/.test(p))).toEqual([]);
+      expect(c.inputs.filter((p) => /node_modules\/(dockerode|docker-modem|ssh2|@grpc|protobufjs)\//.test(p))).toEqual([]);
+    }
+    expect(entry.inputs.some((p) => p.includes('node_modules/zod/'))).toBe(true);
+    expect(entry.inputs.filter((p) => /zod\/v4\/locales\/(?!en\.js)/.test(p))).toEqual([]);
+  });
 });

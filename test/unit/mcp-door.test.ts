@@ -308,14 +308,17 @@ describe('MCP door over HTTP (fake engine, in-process agents, SDK client)', () =
       expect(a.available).toBe(true);
       expect(a.manager).toEqual({
         url: `${base}/api/v1/agents/${a.slug}`,
+        a2a: `${base}/a2a/${a.slug}`,
+        card: `${base}/a2a/${a.slug}/.well-known/agent-card.json`,
         mcp: `${base}/mcp`,
         toolPrefix: `${a.slug}__`,
       });
+      expect(a.direct.url).toBe(`http://127.0.0.1:${PORTS[i]}`);
       expect(a.card).toMatchObject({
         name: a.name,
         supportedInterfaces: [
           {
-            url: `http://127.0.0.1:${PORTS[i]}`,
+            url: `${base}/a2a/${a.slug}`,
             protocolBinding: 'HTTP+JSON',
             protocolVersion: '1.0',
           },

@@ -11,6 +11,7 @@ import type { FleetDeps, FleetEvent } from '../../src/fleet/context.js';
 import { createAgent } from '../../src/fleet/manager.js';
 import { openFleet } from '../../src/fleet/open.js';
 import { rollbackAgent, rolloutAgent } from '../../src/fleet/rollout.js';
+import { acquireRolloutLock, rolloutsInProgress } from '../../src/fleet/rollout-lock.js';
 import { scaleAgent } from '../../src/fleet/scale.js';
 import { useCase } from '../../src/fleet/usecases.js';
 import { checkRecordToWrite } from '../../src/registry/record.js';
@@ -136,5 +137,31 @@ describe('rollout', () => {
     expect(() => checkRecordToWrite({ ...rec, versions: Array.from({ length: VERSION_HISTORY + 1 }, () => v) })).toThrow(/versions/);
     expect(() => checkRecordToWrite({ ...rec, versions: [{ ...v, version: 'latest!' }] })).toThrow(/versions\.0\.version/);
     expect(checkRecordToWrite({ ...rec, versions: [v] }).versions).toEqual([v]);
+  });
+});
+
+describe('rollout marker', () => {
+  it('is held while a rollout runs and released after; a second rollout of the agent meanwhile is refused (409)', async () => {
+    await bumpManifest('0.2.0');
+    const held: string[][] = [];
+    const seen = (e: FleetEvent) => e.kind === 'action' && e.action === 'wait-healthy' && e.phase === 'begin';
+    const first = rolloutAgent({ ...deps, onEvent: (e) => void (seen(e) && rolloutsInProgress(dir).then((x) => held.push([...x]))) }, 'DataAgent', { routerPort: 9471 });
+    await expect(rolloutAgent(deps, 'DataAgent', { routerPort: 9471 })).rejects.toMatchObject({ code: 'ROLLOUT_IN_PROGRESS', exitCode: ExitCode.CONFLICT, httpStatus: 409 });
+    await first;
+    await new Promise((r) => setTimeout(r, 50)); // the onEvent checks above are asynchronous
+    expect(held.length).toBeGreaterThan(0);
+    expect(held.every((x) => x.includes('data-agent'))).toBe(true);
+    expect([...(await rolloutsInProgress(dir))]).toEqual([]);
+  });
+
+  it('is released when the rollout fails, and refuses a rollback while another process holds it', async () => {
+    await bumpManifest('0.2.0');
+    broken.add('0.2.0');
+    await expect(rolloutAgent(deps, 'DataAgent', { routerPort: 9471, healthTimeoutMs: 1000 })).rejects.toMatchObject({ code: 'ROLLOUT_UNHEALTHY' });
+    expect([...(await rolloutsInProgress(dir))]).toEqual([]);
+    const release = await acquireRolloutLock(dir, 'data-agent');
+    await expect(rollbackAgent(deps, 'DataAgent')).rejects.toMatchObject({ code: 'ROLLOUT_IN_PROGRESS' });
+    await release();
+    await release(); // idempotent
   });
 });

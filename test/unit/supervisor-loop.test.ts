@@ -8,6 +8,7 @@ import { FakeEngine } from '../../src/engine/fake.js';
 import type { FleetDeps } from '../../src/fleet/context.js';
 import { createAgent, startAgents } from '../../src/fleet/manager.js';
 import { openFleet } from '../../src/fleet/open.js';
+import { acquireRolloutLock } from '../../src/fleet/rollout-lock.js';
 import { LocalRegistry } from '../../src/registry/local.js';
 import { LOCAL_HISTORY_LIMIT } from '../../src/registry/registry.js';
 import type { SupervisorEvent } from '../../src/supervisor/prober.js';
@@ -286,6 +287,34 @@ describe('Supervisor tick (FakeEngine, ManualClock)', () => {
     const now = [...engine.containers.values()].filter((c) => c.spec.labels['dev.nexus-delta.agent'] === slug).map((c) => c.spec.labels['dev.nexus-delta.replica']).sort();
     expect(now).toEqual(['0', '1', '2']);
     expect(events.find((e) => e.type === 'restored')).toMatchObject({ reason: 'replica 1 of 3 is missing' });
+  });
+
+  it('leaves an agent alone while its rollout marker is held (no restart, restore or scaling), and supervises it again after', async () => {
+    const { slug } = await runningAgent();
+    const s = supervisor({ autoscale: async () => ({ min: 2, max: 3, target_inflight_per_replica: 1, scale_in_cooldown_s: 60, scale_out_window_s: 10 }), routerPort: 9440 });
+    const release = await acquireRolloutLock(dir, slug);
+    await tick(s);
+    expect(types()).toEqual(['rollout_hold', 'replica_in']);
+    const calls = engine.calls.length;
+    // the old primary drains: it stops answering, then it is removed (the rollout recreates it later)
+    const old = primary()!.id;
+    hungIds.add(old);
+    for (let i = 0; i < 5; i++) await tick(s, 5000);
+    await engine.removeContainer(old);
+    const afterRemove = engine.calls.length;
+    for (let i = 0; i < 3; i++) await tick(s, 5000);
+    expect(engine.calls.slice(calls).filter((c) => /^(create|start|remove) container/.test(c))).toHaveLength(engine.calls.slice(calls, afterRemove).filter((c) => /^remove container/.test(c)).length);
+    expect(types().filter((t) => ['restart_requested', 'restarted', 'restored', 'scale_out', 'scale_hold', 'failed'].includes(t))).toEqual([]);
+    expect(types()).toContain('replica_out'); // probes go on: the rotation follows the draining replica
+    expect(await deps.registry.get(slug)).not.toMatchObject({ status: 'failed' });
+    // the rollout ends without a primary: the desired state is restored, after two ticks that saw it missing
+    await release();
+    await tick(s, 5000);
+    expect(events.filter((e) => e.type === 'rollout_resume')).toEqual([expect.objectContaining({ agent: slug, reason: expect.stringContaining('rollout ended') })]);
+    expect(primary()).toBeUndefined();
+    await tick(s, 5000);
+    expect(primary()?.state).toBe('running');
+    expect(events.find((e) => e.type === 'restored')).toMatchObject({ agent: slug });
   });
 
   it('without onEvent, its events join the fleet\'s typed stream as notes', async () => {

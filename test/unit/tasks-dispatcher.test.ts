@@ -6,6 +6,7 @@ import { classify, Dispatcher, type TaskEvent, type TaskGateway } from '../../sr
 import { NewTaskSchema } from '../../src/tasks/model.js';
 import { SqliteTaskStore } from '../../src/tasks/sqlite-store.js';
 import { LEASE_EXPIRED } from '../../src/tasks/transitions.js';
+import { eventually } from '../helpers/wait.js';
 
 type Handler = (agent: string, req: ExecuteRequest, opts: ExecuteOptions) => Promise<ExecuteResult>;
 
@@ -77,7 +78,8 @@ describe('Dispatcher', () => {
     expect(d.stats().per_agent).toEqual({ alpha: 1, beta: 1 });
     for (const next of ['first', 'high1', 'normal1', 'normal2', 'low2']) {
       gates[next]!.resolve(ok('alpha'));
-      await new Promise((r) => setImmediate(r));
+      // the completion is committed with its turn's batch, then alpha's slot is free
+      await eventually(async () => (d.stats().per_agent.alpha === undefined ? true : undefined), 5000, 1);
       await d.tick();
     }
     gates.beta1!.resolve(ok('beta'));
@@ -230,6 +232,39 @@ describe('Dispatcher', () => {
     for (let i = 0; i < 200 && (await store.counts()).succeeded < 20; i++) await new Promise((r) => setTimeout(r, 10));
     await d.stop();
     for (const id of ids) expect((await store.get(id))!.status).toBe('succeeded');
+  });
+
+  it('group commit: the submits of one turn are one store commit that also claims them within the per-agent limit; each submit resolves after it; events stay queued -> running -> succeeded', async () => {
+    const { d, store, gateway, events } = setup({ clock: undefined, pollMs: 60_000, perAgentLimit: 4 });
+    const gates: ReturnType<typeof deferred<ExecuteResult>>[] = [];
+    gateway.handler = async () => {
+      const g = deferred<ExecuteResult>();
+      gates.push(g);
+      return g.promise;
+    };
+    const commits: { submits: number; completions: number; claimed: number }[] = [];
+    const commit = store.commit.bind(store);
+    store.commit = async (batch, now) => {
+      const r = await commit(batch, now);
+      commits.push({ submits: batch.submits?.length ?? 0, completions: batch.completions?.length ?? 0, claimed: r.claimed.length });
+      return r;
+    };
+    d.start();
+    await d.tick(); // the first round (nothing queued yet)
+    const out = await Promise.all(Array.from({ length: 10 }, (_, i) => d.submit({ agent: i < 6 ? 'alpha' : 'beta', tool_name: 't', parameters: { i } })));
+    // answered only after the commit: every task is in the store, as queued in the answer
+    expect(out.every((o) => o.created && o.task.status === 'queued')).toBe(true);
+    expect(commits).toEqual([{ submits: 10, completions: 0, claimed: 8 }]);
+    expect(d.stats().per_agent).toEqual({ alpha: 4, beta: 4 });
+    expect((await store.counts()).queued).toBe(2);
+    // answers of one turn: their completions and the claim of the two left in one more commit
+    gates.forEach((g) => g.resolve(ok('x')));
+    await eventually(async () => ((await store.counts()).running === 2 && commits.length === 2 ? true : undefined), 5000, 5);
+    expect(commits[1]).toEqual({ submits: 0, completions: 8, claimed: 2 });
+    gates.slice(8).forEach((g) => g.resolve(ok('x')));
+    await d.stop();
+    expect((await store.counts()).succeeded).toBe(10);
+    for (const o of out) expect(events.filter((e) => e.task_id === o.task.task_id).map((e) => e.status)).toEqual(['queued', 'running', 'succeeded']);
   });
 });
 

@@ -3,7 +3,7 @@
  * A balancer keeps only its own small state (a counter, the weighted currents); the gateway gives
  * it the candidates each time, so replicas can come and go between picks.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** How an agent's requests are spread over its replicas (DESIGN.md vocabulary). */
 export const BalanceStrategySchema = z.enum(['round-robin', 'least-connections', 'weighted']);
