@@ -16,8 +16,8 @@ export function Sparkline({ points, label, unit = '', spanMs = 600_000, width = 
   const min = Math.min(...values, 0);
   const fmt = (v) => `${v.toFixed(digits)}${unit}`;
   const from = shown.length ? shown[0].t : now - spanMs;
-  const span = Math.max(1000, (shown.length ? shown.at(-1).t : now) - from);
-  const over = span < 90_000 ? `${Math.round(span / 1000)} s` : `${Math.round(span / 60_000)} min`;
+  const span = Math.max(1, (shown.length ? shown.at(-1).t : now) - from);
+  const over = span < 90_000 ? `${Math.max(1, Math.round(span / 1000))} s` : `${Math.round(span / 60_000)} min`;
   const summary = shown.length ? `${label}, last ${over}: ${fmt(min)} to ${fmt(max)}, now ${fmt(values.at(-1))}` : `${label}: no samples yet`;
   const x = (t) => (width * (t - from)) / span;
   const y = (v) => (max === min ? height / 2 : height - 2 - ((height - 4) * (v - min)) / (max - min));

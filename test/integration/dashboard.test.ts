@@ -188,6 +188,8 @@ describe('dashboard in chromium', () => {
     await expect.poll(() => form.locator('pre.result').textContent(), { timeout: 15_000 }).toContain('"sum": 5');
     // the charts: points from the gateway's figures (a snapshot every second here)
     await expect.poll(() => page.locator('figure.spark polyline.trace').count(), { timeout: 25_000, interval: 500 }).toBe(2);
+    // and a point from a metrics snapshot besides the ones read after each call (3 or more)
+    await expect.poll(async () => ((await page.locator('figure.spark polyline.trace').first().getAttribute('points')) ?? '').split(' ').length, { timeout: 25_000, interval: 500 }).toBeGreaterThanOrEqual(3);
     expect(await page.getByRole('img', { name: /^Calls per second, last \d+ (s|min): / }).count()).toBe(1);
     await page.screenshot({ path: join(shots, 'dashboard-agent.png'), fullPage: true });
     // the gateway's figures for the calls just made, in the fleet view
