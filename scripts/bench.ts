@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only | --router-only | --rollout-only | --protocols-only | --gateway-only | --manager-only | --cli-only | --idle-only | --tasks-only | --streams-only | --door-only (print, no file) | --connections-only [--connections 100 --restarts 3]]
+ * npm run bench [-- --agents 20 --rounds 3 --records 100] [--registry-only | --router-only | --rollout-only | --protocols-only | --gateway-only | --manager-only | --cli-only | --idle-only | --tasks-only | --streams-only | --door-only (print, no file) | --dashboard-only | --connections-only [--connections 100 --restarts 3]]
  *
  * Measures, in one run on this machine, for N agents on the same (already built) images:
  *  1. `agent start-all` from no containers to all healthy (the real CLI, as a user runs it);
@@ -954,6 +954,7 @@ if (args.includes('--role')) {
   else if (args.includes('--tasks-only')) console.log(`${await tasksBench(opt('calls', 2000), opt('concurrency', 32), ROUNDS)}\n\n${await containerTasksBench(opt('calls', 2000), opt('concurrency', 32), ROUNDS)}`);
   else if (args.includes('--streams-only')) console.log(await streamsBench(ROUNDS));
   else if (args.includes('--door-only')) console.log(await doorBench(opt('seconds', 3)));
+  else if (args.includes('--dashboard-only')) console.log(await (await import('./bench/dashboard.js')).dashboardBench({ changes: opt('changes', 40), rounds: opt('rounds', 5) }));
   else if (args.includes('--connections-only')) await (await import('./bench/connections.js')).runConnectionsBench(opt('connections', 100), opt('restarts', 3));
   else await main();
   // nothing else to wait for (gRPC channels can linger after their apps are deleted)

@@ -1,7 +1,8 @@
 // The manager's API as the page uses it. The token lives in this module's memory only: never in
 // localStorage, sessionStorage, a cookie or the page's URL. The one exception is the EventSource
 // stream URL (`?token=`): browsers cannot set headers on EventSource; the manager redacts that
-// query parameter from its logs, and the page never shows the URL.
+// query parameter from its logs, and the page never shows the URL. Plain streamed answers (an
+// agent's logs) are read with fetch and the Authorization header, never with the token in a URL.
 
 let token = '';
 
@@ -55,12 +56,14 @@ export async function api(method, path, body) {
 }
 
 /**
- * Follow the manager's agent stream (SSE, `/api/v1/agents/stream`): `onEvent(envelope)` for every
- * event ({seq, type, ts, topic, agent?, data}). EventSource reconnects by itself and resumes with
- * Last-Event-ID. Returns a function that closes the stream.
+ * Follow the manager's event stream (SSE, `/api/v1/events`: agent status and fleet actions,
+ * supervisor decisions, task steps and the periodic `metrics.snapshot`, on one connection so a
+ * page holds few of the browser's six per host): `onEvent(envelope)` for every event
+ * ({seq, type, ts, topic, agent?, task_id?, data}). EventSource reconnects by itself and resumes
+ * with Last-Event-ID. Returns a function that closes the stream.
  */
-export function followAgents(onEvent, onState) {
-  const es = new EventSource(`/api/v1/agents/stream?token=${encodeURIComponent(token)}`);
+export function followEvents(onEvent, onState) {
+  const es = new EventSource(`/api/v1/events?token=${encodeURIComponent(token)}`);
   es.onopen = () => onState?.('live');
   es.onerror = () => onState?.(es.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting');
   es.onmessage = (m) => {
@@ -71,6 +74,42 @@ export function followAgents(onEvent, onState) {
     }
   };
   return () => es.close();
+}
+
+/**
+ * Read a streamed text answer of `/api/v1<path>` (e.g. `/agents/x/logs?follow=true`) with the
+ * bearer header: `onText(chunk)` for each decoded piece as it arrives. Resolves when the manager
+ * ends the stream (or `signal` aborts: then quietly).
+ * @throws ApiError for an error answer (the manager's code and message) or NETWORK.
+ */
+export async function streamText(path, onText, signal) {
+  let res;
+  try {
+    res = await fetch(`/api/v1${path}`, { headers: { authorization: `Bearer ${token}` }, cache: 'no-store', signal });
+  } catch {
+    if (signal?.aborted) return;
+    throw new ApiError(0, 'NETWORK', 'the manager cannot be reached');
+  }
+  if (!res.ok) {
+    let e = {};
+    try {
+      e = (await res.json()).error ?? {};
+    } catch {
+      // not the error shape
+    }
+    throw new ApiError(res.status, e.code ?? `HTTP_${res.status}`, e.message ?? `the manager answered ${res.status}`, e.hint);
+  }
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      onText(decoder.decode(value, { stream: true }));
+    }
+  } catch {
+    if (!signal?.aborted) throw new ApiError(0, 'NETWORK', 'the stream was cut');
+  }
 }
 
 /** What each scope may do (the manager's rule: viewer < operator < admin). */

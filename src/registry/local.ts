@@ -7,7 +7,7 @@ import { logger } from '../log.js';
 import { choosePort } from '../ports/allocate.js';
 import { nameTaken, notFound } from './errors.js';
 import { checkHistoryEntry, checkRecordToWrite, parseAgentRecord } from './record.js';
-import { HISTORY_EVENTS, LOCAL_HISTORY_LIMIT, type AgentPatch, type AgentRecord, type HistoryEntry, type HistoryEvent, type NewAgent, type PortRequest, type Registry } from './registry.js';
+import { HISTORY_EVENTS, historyEventOfStatus, LOCAL_HISTORY_LIMIT, type AgentPatch, type AgentRecord, type AgentStatus, type HistoryEntry, type HistoryEvent, type NewAgent, type PortRequest, type Registry } from './registry.js';
 
 let writers: Promise<{ lockfile: typeof import('proper-lockfile'); writeFileAtomic: typeof import('write-file-atomic') }> | undefined;
 /** proper-lockfile and write-file-atomic, loaded on the first lock or write: reads (`list`) need neither. */
@@ -112,12 +112,17 @@ export class LocalRegistry implements Registry {
     await writeFileAtomic(this.path, JSON.stringify(data, null, 2) + '\n', { mode: 0o600 });
   }
 
-  /** Run `fn` with the registry locked; `fn` returns the new file content (or undefined for no write). */
-  private async withLock<T>(fn: (data: RegistryFile) => Promise<{ data?: RegistryFile; result: T }>): Promise<T> {
+  /**
+   * Run `fn` with the registry locked; `fn` returns the new file content (or undefined for no
+   * write) and the registry's own history entry that goes with it (created, a status change,
+   * removed: like the Firestore registry), appended under the same lock after the record is written.
+   */
+  private async withLock<T>(fn: (data: RegistryFile) => Promise<{ data?: RegistryFile; result: T; history?: { slug: string; event: HistoryEvent; status: AgentStatus | null } }>): Promise<T> {
     return this.locked(async () => {
       const data = await this.read();
-      const { data: next, result } = await fn(data);
+      const { data: next, result, history } = await fn(data);
       if (next) await this.write(next);
+      if (history) await this.appendLocked(history.slug, { event: history.event, status: history.status });
       return result;
     });
   }
@@ -158,7 +163,7 @@ export class LocalRegistry implements Registry {
       const record = checkRecordToWrite({ ...agent, port, desired: 'stopped', status: 'created', createdAt: now, updatedAt: now });
       data.agents[agent.slug] = record;
       log.debug({ agent: agent.slug, port }, 'created record');
-      return { data, result: record };
+      return { data, result: record, history: { slug: agent.slug, event: 'created', status: 'created' } };
     });
   }
 
@@ -177,7 +182,8 @@ export class LocalRegistry implements Registry {
       if (!current) throw notFound(slug);
       const next = checkRecordToWrite({ ...current, ...patch, updatedAt: isoNow(this.clock) });
       data.agents[slug] = next;
-      return { data, result: next };
+      const event = patch.status && patch.status !== current.status ? historyEventOfStatus(patch.status) : undefined;
+      return { data, result: next, ...(event ? { history: { slug, event, status: patch.status! } } : {}) };
     });
   }
 
@@ -185,7 +191,8 @@ export class LocalRegistry implements Registry {
     return this.withLock(async (data) => {
       if (!Object.hasOwn(data.agents, slug)) return { result: false };
       delete data.agents[slug];
-      return { data, result: true };
+      // the history stays as an audit trail
+      return { data, result: true, history: { slug, event: 'removed', status: null } };
     });
   }
 
@@ -208,13 +215,16 @@ export class LocalRegistry implements Registry {
 
   async appendHistory(slug: string, entry: { event: HistoryEvent; reason?: string | undefined }): Promise<void> {
     const e = checkHistoryEntry(slug, entry);
-    await this.locked(async () => {
-      const agents = await this.readHistory();
-      const list = (Object.hasOwn(agents, slug) ? agents[slug]! : []).concat({ ...e, at: isoNow(this.clock) });
-      agents[slug] = list.slice(-LOCAL_HISTORY_LIMIT);
-      const { writeFileAtomic } = await loadWriters();
-      await writeFileAtomic(this.historyPath, JSON.stringify({ version: 1, agents }) + '\n', { mode: 0o600 });
-    });
+    await this.locked(() => this.appendLocked(slug, e));
+  }
+
+  /** Append one entry to history.json (the caller holds the lock). */
+  private async appendLocked(slug: string, e: Omit<HistoryEntry, 'at'>): Promise<void> {
+    const agents = await this.readHistory();
+    const list = (Object.hasOwn(agents, slug) ? agents[slug]! : []).concat({ ...e, at: isoNow(this.clock) });
+    agents[slug] = list.slice(-LOCAL_HISTORY_LIMIT);
+    const { writeFileAtomic } = await loadWriters();
+    await writeFileAtomic(this.historyPath, JSON.stringify({ version: 1, agents }) + '\n', { mode: 0o600 });
   }
 
   async history(slug: string): Promise<HistoryEntry[]> {

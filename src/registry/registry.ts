@@ -78,6 +78,14 @@ export type AgentPatch = Partial<Omit<AgentRecord, 'name' | 'slug' | 'port' | 'c
 export const HISTORY_EVENTS = ['created', 'built', 'started', 'stopped', 'unhealthy', 'failed', 'removed', 'imported', 'restarted', 'recovered', 'restored', 'scaled'] as const;
 export type HistoryEvent = (typeof HISTORY_EVENTS)[number];
 
+/**
+ * The registry's own history event for a record's new status (a status written by `update`):
+ * built, started (running), stopped, unhealthy, failed; none for created (that one is `create`'s).
+ */
+export function historyEventOfStatus(status: AgentStatus): HistoryEvent | undefined {
+  return ({ built: 'built', running: 'started', stopped: 'stopped', unhealthy: 'unhealthy', failed: 'failed' } as Partial<Record<AgentStatus, HistoryEvent>>)[status];
+}
+
 /** One history entry, as `history` returns it. Never holds secrets. */
 export interface HistoryEntry {
   event: HistoryEvent;

@@ -6,6 +6,7 @@ import type { AgentProbe } from '../fleet/context.js';
 import { openFleet, type Fleet } from '../fleet/open.js';
 import { findRecord, observedRotation, SnapshotCache, type RotationSource } from '../fleet/replicas.js';
 import { agentsPlugin } from './agents.js';
+import { agentRecordsPlugin } from './agent-records.js';
 import { commandRoutes, CommandCenter } from './commands.js';
 import { commandStoreFile, SqliteCommandStore, type CommandStore } from './command-store.js';
 import { messageOf } from '../errors.js';
@@ -253,7 +254,7 @@ export async function createManager(opts: CreateManagerOptions): Promise<Manager
       limits: opts.limits ?? opts.config.manager.rateLimits,
       log: opts.log,
       plugins: {
-        api: [agentsPlugin(ctx), tasks.plugin, streamRoutes({ bus: events, ...(opts.streamHeartbeatMs ? { heartbeatMs: opts.streamHeartbeatMs } : {}) }), dashboardApi(ctx), commandRoutes(commands), connectionRoutes(connections, { fleet: () => fleet.deps, invalidate: () => snapshot.invalidate() }), ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
+        api: [agentsPlugin(ctx), tasks.plugin, streamRoutes({ bus: events, ...(opts.streamHeartbeatMs ? { heartbeatMs: opts.streamHeartbeatMs } : {}) }), dashboardApi(ctx), agentRecordsPlugin(ctx), commandRoutes(commands), connectionRoutes(connections, { fleet: () => fleet.deps, invalidate: () => snapshot.invalidate() }), ...(opts.plugins?.api ?? []).map((f) => f(ctx))],
         root: [shutdown, dashboardAssets(opts.dashboardDir), agentSocketRoute(connections), a2aCardPlugin(ctx), ...(opts.plugins?.root ?? []).map((f) => f(ctx))],
         protectedRoot: [mcpDoorPlugin(door), agentsDirectoryPlugin(ctx), a2aDoorPlugin(a2a)],
       },

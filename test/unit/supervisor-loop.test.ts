@@ -82,6 +82,8 @@ async function tick(s: Supervisor, advanceMs = 0): Promise<void> {
   await s.idle();
 }
 const types = () => events.map((e) => e.type);
+/** The supervisor's own history entries (appended with a reason, no status), without the registry's status changes. */
+const supervisorHistory = async (d: FleetDeps, slug: string) => (await d.registry.history(slug)).filter((h) => h.status === undefined).map((h) => h.event);
 const primary = () => [...engine.containers.values()].find((c) => c.spec.hostPort);
 
 async function runningAgent(name = 'DataAgent'): Promise<{ slug: string; port: number }> {
@@ -109,7 +111,7 @@ describe('Supervisor tick (FakeEngine, ManualClock)', () => {
     await tick(s);
     expect([...engine.containers.values()].filter((c) => c.state === 'running').map((c) => c.spec.name).sort()).toEqual([expect.stringContaining('data-agent'), expect.stringContaining('never-started')]);
     expect(events.filter((e) => e.type === 'restored').map((e) => e.agent).sort()).toEqual([slug, 'never-started']);
-    expect((await deps.registry.history(slug)).map((h) => h.event)).toEqual(['restored']);
+    expect((await supervisorHistory(deps, slug))).toEqual(['restored']);
     expect(await deps.registry.get('never-started')).toMatchObject({ status: 'running', desired: 'running' });
   });
 
@@ -162,7 +164,7 @@ describe('Supervisor tick (FakeEngine, ManualClock)', () => {
     await tick(s, 5000);
     expect(s.rotation(slug)[0]!.inRotation).toBe(true);
     expect(types().slice(3)).toEqual(['restarted', 'replica_in', 'recovered']);
-    expect((await deps.registry.history(slug)).map((h) => h.event)).toEqual(['restarted', 'recovered']);
+    expect((await supervisorHistory(deps, slug))).toEqual(['restarted', 'recovered']);
     expect(await deps.registry.get(slug)).toMatchObject({ status: 'running' });
     expect((await deps.registry.get(slug))?.lastError).toBeUndefined();
   });
@@ -192,7 +194,7 @@ describe('Supervisor tick (FakeEngine, ManualClock)', () => {
     expect(events.filter((e) => e.type === 'restarted')).toHaveLength(1);
     expect(events.filter((e) => e.type === 'failed')).toEqual([expect.objectContaining({ agent: slug, reason: expect.stringContaining('exceeded allowed attempts 1') })]);
     expect(await deps.registry.get(slug)).toMatchObject({ status: 'failed', lastError: expect.stringMatching(/^supervisor: .*exceeded allowed attempts/) });
-    expect((await deps.registry.history(slug)).map((h) => h.event)).toEqual(['restarted', 'failed']);
+    expect((await supervisorHistory(deps, slug))).toEqual(['restarted', 'failed']);
     const calls = engine.calls.length;
     for (let i = 0; i < 3; i++) await tick(s, 5000);
     expect(engine.calls.slice(calls).filter((c) => /^(create|start|remove) container/.test(c))).toEqual([]);
@@ -256,7 +258,7 @@ describe('Supervisor tick (FakeEngine, ManualClock)', () => {
     for (let i = 0; i < 10; i++) await tick(s, 5000);
     expect(events.find((e) => e.type === 'scale_in')).toMatchObject({ replicas: 1, reason: expect.stringContaining('after the 60 s cool-down') });
     expect([...engine.containers.values()].filter((c) => c.spec.labels['dev.nexus-delta.agent'] === slug)).toHaveLength(1);
-    expect((await deps.registry.history(slug)).map((h) => h.event)).toEqual(['scaled', 'scaled']);
+    expect((await supervisorHistory(deps, slug))).toEqual(['scaled', 'scaled']);
   });
 
   it('autoscale reads the agent manifest before nexus.yaml and reports a bad setting once', async () => {
