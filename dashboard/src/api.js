@@ -1,8 +1,9 @@
 // The manager's API as the page uses it. The token lives in this module's memory only: never in
-// localStorage, sessionStorage, a cookie or the page's URL. The one exception is the EventSource
-// stream URL (`?token=`): browsers cannot set headers on EventSource; the manager redacts that
-// query parameter from its logs, and the page never shows the URL. Plain streamed answers (an
-// agent's logs) are read with fetch and the Authorization header, never with the token in a URL.
+// localStorage, sessionStorage, a cookie or any URL. Streams (the event stream, an agent's logs)
+// are read with fetch and the Authorization header, not EventSource (which cannot send headers and
+// would need the token in its URL); eventsource-parser reads the SSE frames.
+
+import { createParser } from 'eventsource-parser';
 
 let token = '';
 
@@ -59,21 +60,54 @@ export async function api(method, path, body) {
  * Follow the manager's event stream (SSE, `/api/v1/events`: agent status and fleet actions,
  * supervisor decisions, task steps and the periodic `metrics.snapshot`, on one connection so a
  * page holds few of the browser's six per host): `onEvent(envelope)` for every event
- * ({seq, type, ts, topic, agent?, task_id?, data}). EventSource reconnects by itself and resumes
- * with Last-Event-ID. Returns a function that closes the stream.
+ * ({seq, type, ts, topic, agent?, task_id?, data}); `onState('live'|'reconnecting'|'closed')`.
+ * Read with fetch and the bearer header; reconnects as EventSource does (WHATWG HTML §9.2: after
+ * the stream's `retry:` delay, 2 s from the manager, with jitter here) and resumes with
+ * `Last-Event-ID`; a 401/403 ends it ('closed'). Returns a function that closes the stream.
  */
 export function followEvents(onEvent, onState) {
-  const es = new EventSource(`/api/v1/events?token=${encodeURIComponent(token)}`);
-  es.onopen = () => onState?.('live');
-  es.onerror = () => onState?.(es.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting');
-  es.onmessage = (m) => {
-    try {
-      onEvent(JSON.parse(m.data));
-    } catch {
-      // a malformed frame is skipped; the next event brings the row up to date
+  const stop = new AbortController();
+  let lastId = '';
+  let retryMs = 2000;
+  const parser = createParser({
+    onEvent: (m) => {
+      if (m.id) lastId = m.id;
+      try {
+        onEvent(JSON.parse(m.data));
+      } catch {
+        // a malformed frame is skipped; the next event brings the row up to date
+      }
+    },
+    onRetry: (ms) => (retryMs = ms),
+  });
+  void (async () => {
+    while (!stop.signal.aborted) {
+      try {
+        const headers = { authorization: `Bearer ${token}`, accept: 'text/event-stream', ...(lastId ? { 'last-event-id': lastId } : {}) };
+        const res = await fetch('/api/v1/events', { headers, cache: 'no-store', signal: stop.signal });
+        if (res.status === 401 || res.status === 403) {
+          onState?.('closed');
+          return;
+        }
+        if (res.ok && res.body) {
+          onState?.('live');
+          parser.reset();
+          const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            parser.feed(value);
+          }
+        }
+      } catch {
+        // network error or cut stream: reconnect below, unless closed
+      }
+      if (stop.signal.aborted) return;
+      onState?.('reconnecting');
+      await new Promise((r) => setTimeout(r, retryMs * (0.75 + Math.random() * 0.5)));
     }
-  };
-  return () => es.close();
+  })();
+  return () => stop.abort();
 }
 
 /**

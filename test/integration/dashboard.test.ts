@@ -29,6 +29,7 @@ let profile: string;
 let browser: BrowserContext;
 const tokens = { admin: '', viewer: '' };
 const consoleErrors: string[] = [];
+const requestUrls: string[] = [];
 let networkChanged = 0;
 
 /**
@@ -48,6 +49,7 @@ async function newPage(width = 1280, height = 800, expected401 = false): Promise
     consoleErrors.push(`${page.url()}: ${msg.text()}`);
   });
   page.on('pageerror', (err) => consoleErrors.push(`${page.url()}: ${err.message}`));
+  page.on('request', (r) => void requestUrls.push(r.url()));
   await page.goto(`${base}/`);
   return page;
 }
@@ -255,6 +257,13 @@ describe('dashboard in chromium', () => {
     await expect.poll(() => page.locator('dl.facts').textContent(), { timeout: 10_000 }).toContain('0.2.0');
     await page.close();
   }, 300_000);
+
+  it('no request of the whole run carried a token in its URL (streams are read with the Authorization header)', () => {
+    expect(requestUrls.length).toBeGreaterThan(20);
+    expect(requestUrls.some((u) => u.includes('/api/v1/events'))).toBe(true);
+    const leaks = requestUrls.filter((u) => /[?&]token=/i.test(u) || [tokens.admin, tokens.viewer].some((t) => t !== '' && u.includes(encodeURIComponent(t))));
+    expect(leaks).toEqual([]);
+  });
 
   it('no console errors during the whole run', () => {
     console.log(`requests aborted by host network changes (Docker interfaces): ${networkChanged}`);
