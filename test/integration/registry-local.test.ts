@@ -26,8 +26,9 @@ describe('LocalRegistry on disk', () => {
     const dir = await mkdtemp(join(tmpdir(), 'nexus-reg-'));
     const r = new LocalRegistry(dir);
     await r.create({ name: 'A', slug: 'a', description: '', capabilities: ['data'], category: 'data', model: 'none', version: '0.1.0' }, { range: { from: 9600, to: 9601 }, isHostPortFree: async () => true });
-    expect((await readdir(join(dir, '.nexus'))).sort()).toEqual(['registry.json']);
+    // the record and its lifecycle history (the 'created' entry, written under the same lock): no temp files
+    expect((await readdir(join(dir, '.nexus'))).sort()).toEqual(['history.json', 'registry.json']);
     const { stat } = await import('node:fs/promises');
-    expect((await stat(join(dir, '.nexus/registry.json'))).mode & 0o777).toBe(0o600);
+    for (const f of ['registry.json', 'history.json']) expect((await stat(join(dir, '.nexus', f))).mode & 0o777).toBe(0o600);
   });
 });
